@@ -1,0 +1,58 @@
+//! Generates Rust code from `proto/` without a system `protoc`.
+//!
+//! `protox` compiles the `.proto` files in pure Rust, so a bare container (as
+//! `cross` uses) needs nothing but cargo. The descriptor set is fed to
+//! `tonic-prost-build` when a tonic build (server or client) is selected, and
+//! to plain `prost-build` otherwise: the runtime-free server needs only the
+//! message types. The encoded descriptor set is also written to
+//! `$OUT_DIR/descriptor.bin` for server reflection.
+
+use std::{env, error::Error, fs, path::PathBuf};
+
+/// Every schema the crate serves, relative to `proto/`.
+const PROTOS: &[&str] = &["echo.proto", "grpc/health/v1/health.proto"];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    println!("cargo:rerun-if-changed=build.rs");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed=proto/{proto}");
+    }
+    let fds = protox::compile(PROTOS, ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out.join("descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+
+    let server = env::var_os("CARGO_FEATURE_TOKIO_SERVER").is_some();
+    let client = env::var_os("CARGO_FEATURE_CLIENT").is_some();
+    if server || client {
+        tonic_codegen(fds, server, client)?;
+    } else {
+        prost_build::Config::new().compile_fds(fds)?;
+    }
+    Ok(())
+}
+
+#[cfg(any(feature = "tokio-server", feature = "client"))]
+fn tonic_codegen(
+    fds: prost_types::FileDescriptorSet,
+    server: bool,
+    client: bool,
+) -> Result<(), Box<dyn Error>> {
+    tonic_prost_build::configure()
+        .build_server(server)
+        .build_client(client)
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}
+
+#[cfg(not(any(feature = "tokio-server", feature = "client")))]
+fn tonic_codegen(
+    _: prost_types::FileDescriptorSet,
+    _: bool,
+    _: bool,
+) -> Result<(), Box<dyn Error>> {
+    Err("tonic code generation needs the tonic-prost-build build-dependency".into())
+}

@@ -1,0 +1,454 @@
+//! Server configuration: command-line flags and `ECHO_*` environment
+//! variables, parsed into one [`Config`] that both server flavours read.
+//!
+//! Every option is declared once in [`OPTIONS`]: its flag, environment
+//! variable, default and help line. Defaults are parsed by the same code as
+//! user input, so `--help` can never disagree with the real default.
+//! Precedence: built-in default, then environment, then flags.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::log::Level;
+
+/// The fully resolved server configuration. Every limit lives here, once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on (`[::]:50051` accepts IPv4 and IPv6).
+    pub listen: SocketAddr,
+    /// Largest request message accepted, after the 5-byte gRPC prefix.
+    pub max_message_size: usize,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised per connection.
+    pub max_concurrent_streams: u32,
+    /// Open connections allowed at once; new ones beyond are refused.
+    pub max_connections: usize,
+    /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: bound on one request's headers.
+    pub max_header_list_size: u32,
+    /// Interval between server keepalive PINGs on a connection; `None` = off.
+    pub keepalive_interval: Option<Duration>,
+    /// How long to wait for a keepalive PING ack before closing.
+    pub keepalive_timeout: Duration,
+    /// Streams the server may reset for client errors per connection before
+    /// it closes the connection (bounds "local-error reset" floods).
+    pub max_local_resets: usize,
+    /// Whether accepted sockets get TCP_NODELAY.
+    pub tcp_nodelay: bool,
+    /// Time a new connection has to send the HTTP/2 preface and SETTINGS.
+    pub handshake_timeout: Duration,
+    /// A connection with no open stream for this long is closed with GOAWAY;
+    /// `None` = never.
+    pub idle_timeout: Option<Duration>,
+    /// On SIGINT/SIGTERM, how long in-flight calls may take to finish.
+    pub drain_timeout: Duration,
+    /// Log level for stderr.
+    pub log: Level,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server with this configuration.
+    Run(Config),
+    /// Print [`help`] and exit 0.
+    Help,
+    /// Print [`version`] and exit 0.
+    Version,
+}
+
+/// A configuration error, printed as one line before exiting with code 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One configuration option: flag, environment variable, default, help.
+#[derive(Debug)]
+pub struct Opt {
+    /// Long flag name without the dashes.
+    pub flag: &'static str,
+    /// Environment variable read when the flag is absent.
+    pub env: &'static str,
+    /// Placeholder shown in `--help`.
+    pub value: &'static str,
+    /// The default, in the same syntax a user would type.
+    pub default: &'static str,
+    /// One-line description.
+    pub help: &'static str,
+}
+
+/// Every option the server takes, in `--help` order.
+pub const OPTIONS: &[Opt] = &[
+    Opt { flag: "listen", env: "ECHO_LISTEN", value: "ADDR", default: "[::]:50051", help: "address and port to listen on" },
+    Opt { flag: "max-message-size", env: "ECHO_MAX_MESSAGE_SIZE", value: "BYTES", default: "4MiB", help: "largest request message accepted (larger: RESOURCE_EXHAUSTED)" },
+    Opt { flag: "max-concurrent-streams", env: "ECHO_MAX_CONCURRENT_STREAMS", value: "N", default: "100", help: "concurrent calls per connection (HTTP/2 setting)" },
+    Opt { flag: "max-connections", env: "ECHO_MAX_CONNECTIONS", value: "N", default: "256", help: "open connections at once; more are refused" },
+    Opt { flag: "max-header-list-size", env: "ECHO_MAX_HEADER_LIST_SIZE", value: "BYTES", default: "16KiB", help: "bound on one request's header block (HTTP/2 setting)" },
+    Opt { flag: "keepalive-interval", env: "ECHO_KEEPALIVE_INTERVAL", value: "DURATION", default: "2h", help: "server PING interval on a connection, or 'off'" },
+    Opt { flag: "keepalive-timeout", env: "ECHO_KEEPALIVE_TIMEOUT", value: "DURATION", default: "20s", help: "close a connection whose PING is not acked in time" },
+    Opt { flag: "max-local-resets", env: "ECHO_MAX_LOCAL_RESETS", value: "N", default: "1024", help: "streams reset for client errors before the connection is closed" },
+    Opt { flag: "tcp-nodelay", env: "ECHO_TCP_NODELAY", value: "BOOL", default: "true", help: "set TCP_NODELAY on accepted sockets" },
+    Opt { flag: "handshake-timeout", env: "ECHO_HANDSHAKE_TIMEOUT", value: "DURATION", default: "10s", help: "time a new connection has to complete the HTTP/2 preface" },
+    Opt { flag: "idle-timeout", env: "ECHO_IDLE_TIMEOUT", value: "DURATION", default: "5m", help: "close a connection with no calls for this long, or 'off'" },
+    Opt { flag: "drain-timeout", env: "ECHO_DRAIN_TIMEOUT", value: "DURATION", default: "10s", help: "on SIGINT/SIGTERM, time given to in-flight calls" },
+    Opt { flag: "log", env: "ECHO_LOG", value: "LEVEL", default: "info", help: "stderr log level: off, error, warn, info, debug" },
+];
+
+impl Default for Config {
+    fn default() -> Config {
+        let mut config = Config {
+            listen: SocketAddr::from(([0u16; 8], 50051)),
+            max_message_size: 0,
+            max_concurrent_streams: 0,
+            max_connections: 0,
+            max_header_list_size: 0,
+            keepalive_interval: None,
+            keepalive_timeout: Duration::ZERO,
+            max_local_resets: 0,
+            tcp_nodelay: false,
+            handshake_timeout: Duration::ZERO,
+            idle_timeout: None,
+            drain_timeout: Duration::ZERO,
+            log: Level::Info,
+        };
+        for opt in OPTIONS {
+            // The defaults are constants tested by `defaults_parse`; a failure here is a bug.
+            config
+                .set(opt.flag, opt.default)
+                .expect("built-in default must parse");
+        }
+        config
+    }
+}
+
+impl Config {
+    /// Parses `args` (without the program name) and the environment, read
+    /// through `env`, into a [`Command`].
+    pub fn parse<I, E>(args: I, env: E) -> Result<Command, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<OsString>,
+        E: Fn(&str) -> Option<String>,
+    {
+        let mut config = Config::default();
+        for opt in OPTIONS {
+            if let Some(value) = env(opt.env) {
+                config
+                    .set(opt.flag, &value)
+                    .map_err(|e| ConfigError(format!("{}: {e}", opt.env)))?;
+            }
+        }
+        let mut parser = lexopt::Parser::from_args(args);
+        while let Some(arg) = parser.next().map_err(|e| ConfigError(e.to_string()))? {
+            match arg {
+                lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Ok(Command::Help),
+                lexopt::Arg::Short('V') | lexopt::Arg::Long("version") => {
+                    return Ok(Command::Version)
+                }
+                lexopt::Arg::Long(name) => {
+                    let name = name.to_owned();
+                    if !OPTIONS.iter().any(|o| o.flag == name) {
+                        return Err(ConfigError(format!(
+                            "unknown option '--{name}' (see --help)"
+                        )));
+                    }
+                    let value = parser
+                        .value()
+                        .map_err(|e| ConfigError(e.to_string()))?
+                        .into_string()
+                        .map_err(|_| ConfigError(format!("--{name}: value is not valid UTF-8")))?;
+                    config
+                        .set(&name, &value)
+                        .map_err(|e| ConfigError(format!("--{name}: {e}")))?;
+                }
+                other => return Err(ConfigError(other.unexpected().to_string())),
+            }
+        }
+        Ok(Command::Run(config))
+    }
+
+    /// Parses the process's own arguments and environment.
+    pub fn from_env() -> Result<Command, ConfigError> {
+        Config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok())
+    }
+
+    /// Sets one option from its textual value.
+    fn set(&mut self, flag: &str, v: &str) -> Result<(), String> {
+        let v = v.trim();
+        match flag {
+            "listen" => self.listen = parse_addr(v)?,
+            "max-message-size" => {
+                self.max_message_size = bounded(parse_size(v)?, 1, u32::MAX as u64)? as usize
+            }
+            "max-concurrent-streams" => {
+                self.max_concurrent_streams = bounded(parse_u64(v)?, 1, u32::MAX as u64)? as u32
+            }
+            "max-connections" => {
+                self.max_connections = bounded(parse_u64(v)?, 1, 1 << 20)? as usize
+            }
+            "max-header-list-size" => {
+                self.max_header_list_size = bounded(parse_size(v)?, 1024, 16 << 20)? as u32
+            }
+            "keepalive-interval" => self.keepalive_interval = parse_optional_duration(v)?,
+            "keepalive-timeout" => self.keepalive_timeout = parse_duration(v)?,
+            "max-local-resets" => {
+                self.max_local_resets = bounded(parse_u64(v)?, 1, 1 << 20)? as usize
+            }
+            "tcp-nodelay" => self.tcp_nodelay = parse_bool(v)?,
+            "handshake-timeout" => self.handshake_timeout = parse_duration(v)?,
+            "idle-timeout" => self.idle_timeout = parse_optional_duration(v)?,
+            "drain-timeout" => self.drain_timeout = parse_duration(v)?,
+            "log" => self.log = v.parse()?,
+            _ => return Err(format!("unknown option '{flag}'")),
+        }
+        Ok(())
+    }
+
+    /// A one-line summary of the limits, for the startup log line.
+    pub fn summary(&self) -> String {
+        format!(
+            "max-message-size={} max-concurrent-streams={} max-connections={} \
+             max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
+             handshake-timeout={} idle-timeout={} drain-timeout={}",
+            self.max_message_size,
+            self.max_concurrent_streams,
+            self.max_connections,
+            self.max_header_list_size,
+            show_optional(self.keepalive_interval),
+            show_duration(self.keepalive_timeout),
+            self.max_local_resets,
+            self.tcp_nodelay,
+            show_duration(self.handshake_timeout),
+            show_optional(self.idle_timeout),
+            show_duration(self.drain_timeout),
+        )
+    }
+}
+
+/// The `--help` text, generated from [`OPTIONS`].
+pub fn help() -> String {
+    let mut s = format!(
+        "echo-server {} ({} build): a lean gRPC server for echo.Echo/Reply\n\n\
+         Usage: echo-server [OPTIONS]\n\n\
+         Options (flags win over environment variables):\n",
+        crate::VERSION,
+        crate::FLAVOUR
+    );
+    for o in OPTIONS {
+        let flag = format!("--{} {}", o.flag, o.value);
+        s.push_str(&format!(
+            "  {flag:<34} {}\n  {:<34} [env: {}] [default: {}]\n",
+            o.help, "", o.env, o.default
+        ));
+    }
+    s.push_str(
+        "  -h, --help                         print this help\n\
+         \x20 -V, --version                      print version and build flavour\n\n\
+         Sizes take B, KiB or MiB suffixes (K = KiB, M = MiB); durations take ms, s, m or h\n\
+         (a bare number is seconds). SIGINT/SIGTERM drain in-flight calls, then exit 0.\n",
+    );
+    s
+}
+
+/// The `--version` line.
+pub fn version() -> String {
+    format!("echo-server {} ({})", crate::VERSION, crate::FLAVOUR)
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| {
+        format!("'{v}' is not a socket address (expected e.g. 0.0.0.0:50051 or [::]:50051)")
+    })
+}
+
+fn parse_u64(v: &str) -> Result<u64, String> {
+    v.replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{v}' is not a whole number"))
+}
+
+fn bounded(n: u64, min: u64, max: u64) -> Result<u64, String> {
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is out of range ({min}..={max})"))
+    }
+}
+
+/// Parses `4194304`, `4MiB`, `4M`, `16KiB`, `512B` (binary units).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let split = v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{v}' has an unknown size unit (use B, KiB, MiB or GiB)")),
+    };
+    let n = parse_u64(num.trim()).map_err(|_| format!("'{v}' is not a size (e.g. 4MiB)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{v}' is too large"))
+}
+
+/// Parses `500ms`, `10s`, `5m`, `2h`, or a bare number of seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let split = v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n = parse_u64(num.trim()).map_err(|_| format!("'{v}' is not a duration (e.g. 10s)"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("'{v}' has an unknown duration unit (use ms, s, m or h)")),
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("'{v}' is too long"))
+}
+
+/// Like [`parse_duration`], but `off`, `none` or `0` mean "disabled".
+pub fn parse_optional_duration(v: &str) -> Result<Option<Duration>, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "off" | "none" | "never" => Ok(None),
+        _ => parse_duration(v).map(|d| Some(d).filter(|d| !d.is_zero())),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("'{v}' is not a boolean (true or false)")),
+    }
+}
+
+/// Formats a duration the way the options take it (`10s`, `500ms`, `2h`).
+pub fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 3_600_000 == 0 && ms > 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn show_optional(d: Option<Duration>) -> String {
+    d.map_or_else(|| "off".into(), show_duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(args.iter().copied(), |k| env.get(k).cloned())
+    }
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Config {
+        match parse(args, env) {
+            Ok(Command::Run(c)) => c,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let c = run(&[], &[]);
+        assert_eq!(c.listen, "[::]:50051".parse().unwrap());
+        assert_eq!(c.max_message_size, 4 << 20);
+        assert_eq!(c.max_concurrent_streams, 100);
+        assert_eq!(c.max_connections, 256);
+        assert_eq!(c.max_header_list_size, 16 << 10);
+        assert_eq!(c.keepalive_interval, Some(Duration::from_secs(7200)));
+        assert_eq!(c.max_local_resets, 1024);
+        assert!(c.tcp_nodelay);
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.log, Level::Info);
+    }
+
+    #[test]
+    fn flags_win_over_env() {
+        let c = run(
+            &["--listen", "127.0.0.1:1234"],
+            &[("ECHO_LISTEN", "127.0.0.1:9"), ("ECHO_MAX_CONNECTIONS", "3")],
+        );
+        assert_eq!(c.listen, "127.0.0.1:1234".parse().unwrap());
+        assert_eq!(c.max_connections, 3);
+    }
+
+    #[test]
+    fn equals_form_and_units() {
+        let c = run(
+            &["--max-message-size=1KiB", "--drain-timeout", "250ms", "--keepalive-interval=off"],
+            &[],
+        );
+        assert_eq!(c.max_message_size, 1024);
+        assert_eq!(c.drain_timeout, Duration::from_millis(250));
+        assert_eq!(c.keepalive_interval, None);
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let e = parse(&["--listen", "nowhere"], &[]).unwrap_err();
+        assert!(e.0.starts_with("--listen: 'nowhere' is not a socket address"), "{e}");
+        let e = parse(&[], &[("ECHO_MAX_CONCURRENT_STREAMS", "0")]).unwrap_err();
+        assert!(e.0.starts_with("ECHO_MAX_CONCURRENT_STREAMS: 0 is out of range"), "{e}");
+        let e = parse(&["--bogus", "1"], &[]).unwrap_err();
+        assert!(e.0.contains("unknown option '--bogus'"), "{e}");
+        let e = parse(&["--listen"], &[]).unwrap_err();
+        assert!(e.0.contains("missing argument"), "{e}");
+        let e = parse(&["stray"], &[]).unwrap_err();
+        assert!(e.0.contains("stray"), "{e}");
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(&["--help"], &[]), Ok(Command::Help));
+        assert_eq!(parse(&["-V"], &[]), Ok(Command::Version));
+        let h = help();
+        for o in OPTIONS {
+            assert!(h.contains(&format!("--{} ", o.flag)), "{}", o.flag);
+            assert!(h.contains(o.env));
+        }
+        assert!(version().contains(crate::FLAVOUR));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("16k"), Ok(16 << 10));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("4XB").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3d").is_err());
+        assert_eq!(parse_optional_duration("0"), Ok(None));
+        assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show_duration(Duration::from_secs(120)), "2m");
+    }
+
+    #[test]
+    fn summary_mentions_limits() {
+        let s = Config::default().summary();
+        assert!(s.contains("max-message-size=4194304"));
+        assert!(s.contains("keepalive=2h/20s"));
+    }
+}

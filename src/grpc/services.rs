@@ -25,6 +25,9 @@ pub enum Method {
     HealthCheck,
     /// `grpc.health.v1.Health/Watch` (server streaming).
     HealthWatch,
+    /// `grpc.reflection.v1[alpha].ServerReflection/ServerReflectionInfo`
+    /// (bidirectional streaming).
+    Reflection,
 }
 
 impl Method {
@@ -38,6 +41,10 @@ impl Method {
             (ECHO_SERVICE, "Reply") => Some(Method::EchoReply),
             (HEALTH_SERVICE, "Check") => Some(Method::HealthCheck),
             (HEALTH_SERVICE, "Watch") => Some(Method::HealthWatch),
+            (
+                "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection",
+                "ServerReflectionInfo",
+            ) => Some(Method::Reflection),
             _ => None,
         }
     }

@@ -59,7 +59,7 @@ impl<'a> Settings<'a> {
         }
         // §6.5: "A SETTINGS frame with a length other than a multiple of 6 octets MUST
         // be treated as a connection error of type FRAME_SIZE_ERROR."
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(Error::conn(
                 ErrorCode::FrameSizeError,
                 "SETTINGS length not a multiple of 6",

@@ -24,14 +24,15 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::error::{Error, ErrorCode, StreamError};
+pub use super::error::ErrorCode;
+use super::error::{Error, StreamError};
 use super::flow::{RecvWindow, SendWindow};
-use super::frame::settings::MAX_WINDOW;
+use super::frame::settings::{MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MAX_FRAME_SIZE};
 use super::frame::{GoAway, Ping, RstStream, Settings, WindowUpdate};
 use super::hpack::{Decoder, Encoder};
 use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
 use super::stream::Stream;
-use super::{Limits, RequestHead};
+pub use super::{Limits, RequestHead};
 
 /// Unsent output above which [`Connection::wants_input`] turns false: a peer
 /// that makes us answer (PING, SETTINGS, resets) without reading cannot grow it.
@@ -195,6 +196,8 @@ pub struct Connection {
     /// Peer resets in the current window, and when the window started.
     peer_resets: u32,
     peer_reset_window: Instant,
+    /// The peer acknowledged our SETTINGS.
+    settings_acked: bool,
     /// We sent GOAWAY: refuse new streams.
     goaway_sent: bool,
     /// Close once no stream is left (after shutdown, peer GOAWAY or EOF).
@@ -226,7 +229,12 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// A new server connection; our SETTINGS (and a connection WINDOW_UPDATE
     /// if our window is larger than the default) are queued at once (§3.4).
-    pub fn new(limits: Limits, now: Instant) -> Connection {
+    pub fn new(mut limits: Limits, now: Instant) -> Connection {
+        // Values the RFC does not allow us to advertise are brought into range (§6.5.2).
+        limits.max_frame_size = limits
+            .max_frame_size
+            .clamp(MIN_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE);
+        limits.initial_window_size = limits.initial_window_size.clamp(DEFAULT_WINDOW, MAX_WINDOW);
         let mut out = Vec::new();
         Settings::encode(&settings::ours(&limits), &mut out);
         // The connection window is twice a stream's, so one stream cannot use it all.
@@ -261,6 +269,7 @@ impl Connection {
             local_resets: 0,
             peer_resets: 0,
             peer_reset_window: now,
+            settings_acked: false,
             goaway_sent: false,
             close_when_idle: false,
             read_closed: false,
@@ -342,6 +351,12 @@ impl Connection {
                 return;
             }
             Phase::Open => {}
+        }
+        if self.handshake_deadline.is_some_and(|d| now >= d) {
+            // §6.5.3: "If the sender of a SETTINGS frame does not receive an
+            // acknowledgment within a reasonable amount of time, it MAY issue a
+            // connection error of type SETTINGS_TIMEOUT."
+            return self.close_with(ErrorCode::SettingsTimeout, "SETTINGS not acknowledged");
         }
         if let (Some(since), Some(idle)) = (self.idle_since, self.limits.idle_timeout) {
             if now >= since + idle {

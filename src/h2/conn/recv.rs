@@ -305,7 +305,15 @@ impl Connection {
 
     fn recv_headers(&mut self, h: Headers<'_>) -> Result<(), Error> {
         let id = h.stream_id;
-        let target = self.classify_headers(id, h.end_stream)?;
+        let mut target = self.classify_headers(id)?;
+        if h.self_dependent && target != Target::Ignore {
+            // §5.3.1: "A stream cannot depend on itself. An endpoint MUST treat this as a
+            // stream error of type PROTOCOL_ERROR."
+            target = Target::Reset {
+                code: ErrorCode::ProtocolError,
+                counted: true,
+            };
+        }
         if h.end_headers {
             return self.finish_block(id, target, h.end_stream, h.fragment);
         }
@@ -363,7 +371,7 @@ impl Connection {
     }
 
     /// Decides what the header block starting on stream `id` is.
-    fn classify_headers(&mut self, id: u32, end_stream: bool) -> Result<Target, Error> {
+    fn classify_headers(&mut self, id: u32) -> Result<Target, Error> {
         if let Some(s) = self.streams.get(&id) {
             if s.recv_closed {
                 // §5.1 half-closed (remote): frames other than WINDOW_UPDATE, PRIORITY or
@@ -373,7 +381,6 @@ impl Connection {
                     counted: true,
                 });
             }
-            let _ = end_stream;
             return Ok(Target::Trailers);
         }
         // §5.1.1: "Streams initiated by a client MUST use odd-numbered stream identifiers";
@@ -593,7 +600,11 @@ impl Connection {
 
     fn recv_settings(&mut self, s: Settings<'_>) -> Result<(), Error> {
         if s.ack {
-            // §6.5.3: the peer applied our SETTINGS; nothing waits on it here.
+            // §6.5.3: the peer applied our SETTINGS: the SETTINGS_TIMEOUT timer stops.
+            self.settings_acked = true;
+            if self.phase == Phase::Open {
+                self.handshake_deadline = None;
+            }
             return Ok(());
         }
         let changes = self.peer.apply(&s);
@@ -620,7 +631,9 @@ impl Connection {
         Settings::encode_ack(&mut self.out);
         if self.phase == Phase::AwaitSettings {
             self.phase = Phase::Open;
-            self.handshake_deadline = None;
+            if self.settings_acked {
+                self.handshake_deadline = None;
+            }
             self.idle_since = Some(self.now);
         }
         Ok(())

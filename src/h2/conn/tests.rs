@@ -174,6 +174,7 @@ impl Client {
         let mut c = Client::new(limits);
         c.send(PREFACE);
         c.send(&settings(&[]));
+        c.send(&frame(kind::SETTINGS, ACK, 0, &[]));
         let out = c.read();
         assert_eq!(out.first().map(|f| f.kind), Some(kind::SETTINGS));
         assert!(out
@@ -1186,4 +1187,31 @@ fn arbitrary_input_never_panics() {
         c.advance(Duration::from_secs(1000));
         let _ = c.read();
     }
+}
+
+#[test]
+fn settings_ack_timeout() {
+    let mut c = Client::new(limits());
+    c.read();
+    c.send(PREFACE);
+    c.send(&settings(&[]));
+    c.read();
+    // Handshake done, but our SETTINGS were never acknowledged.
+    assert_eq!(c.conn.poll_timeout(), Some(c.now + Duration::from_secs(10)));
+    c.advance(Duration::from_secs(10));
+    c.expect_goaway(ErrorCode::SettingsTimeout, 0);
+}
+
+#[test]
+fn self_dependent_headers_keep_hpack_in_sync() {
+    let mut c = Client::ready(limits());
+    let mut p = vec![0, 0, 0, 1, 16]; // priority fields: depends on stream 1 (itself)
+    p.extend(literal_block(REQUEST));
+    c.send(&frame(kind::HEADERS, END_HEADERS | 0x20, 1, &p));
+    c.expect_rst(1, ErrorCode::ProtocolError);
+    c.send(&request(3, true));
+    assert!(matches!(
+        c.events().as_slice(),
+        [Event::Headers { id: 3, .. }]
+    ));
 }

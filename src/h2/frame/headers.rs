@@ -24,6 +24,9 @@ pub struct Headers<'a> {
     pub end_stream: bool,
     /// END_HEADERS was set: no CONTINUATION follows.
     pub end_headers: bool,
+    /// The priority fields name the stream itself: a stream error of type
+    /// PROTOCOL_ERROR (§5.3.1), raised once the block has been decoded.
+    pub self_dependent: bool,
 }
 
 impl<'a> Headers<'a> {
@@ -35,6 +38,7 @@ impl<'a> Headers<'a> {
             return Err(Error::conn(ErrorCode::ProtocolError, "HEADERS on stream 0"));
         }
         let mut fragment = strip_padding(head, PADDED, payload)?;
+        let mut self_dependent = false;
         if head.has(PRIORITY) {
             let Some((prio, rest)) = fragment.split_first_chunk::<5>() else {
                 // §6.2: the priority fields are part of the payload; a payload too short
@@ -44,7 +48,9 @@ impl<'a> Headers<'a> {
                     "HEADERS too short for priority",
                 ));
             };
-            Priority::from_fields(head.stream_id, prio).check()?;
+            // The self-dependency stream error (§5.3.1) is reported by the caller after
+            // the block is decoded: the HPACK state must stay in sync.
+            self_dependent = Priority::from_fields(head.stream_id, prio).check().is_err();
             fragment = rest;
         }
         Ok(Headers {
@@ -52,6 +58,7 @@ impl<'a> Headers<'a> {
             fragment,
             end_stream: head.has(END_STREAM),
             end_headers: head.has(END_HEADERS),
+            self_dependent,
         })
     }
 

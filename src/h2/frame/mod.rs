@@ -207,17 +207,16 @@ mod tests {
                 stream_id: 1,
                 fragment: b"ab",
                 end_stream: false,
-                end_headers: true
+                end_headers: true,
+                self_dependent: false,
             }))
         );
         let p = [0, 0, 0, 5, 0];
-        assert_eq!(
-            stream_code(Frame::parse(
-                &head(kind::HEADERS, headers::PRIORITY, 5, 5),
-                &p
-            )),
-            (5, ErrorCode::ProtocolError)
-        );
+        // Self-dependency is flagged, not failed: the block must still be decoded.
+        assert!(matches!(
+            Frame::parse(&head(kind::HEADERS, headers::PRIORITY, 5, 5), &p),
+            Ok(Frame::Headers(h)) if h.self_dependent
+        ));
         assert_eq!(
             conn_code(Frame::parse(
                 &head(kind::HEADERS, headers::PRIORITY, 5, 2),

@@ -1,0 +1,1 @@
+//! The HPACK encoder (placeholder, filled in next).

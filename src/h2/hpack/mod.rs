@@ -51,7 +51,7 @@ mod string;
 mod table;
 
 pub use decoder::Decoder;
-// pub use encoder::Encoder;
+pub use encoder::Encoder;
 
 use std::fmt;
 

@@ -144,6 +144,7 @@ impl DynamicTable {
     }
 
     /// Number of entries.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }

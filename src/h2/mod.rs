@@ -12,22 +12,20 @@
 //! | `flow.rs` | flow-control windows, both directions |
 //! | `stream.rs` | one stream's state (§5.1) and send queue |
 //! | `request.rs` | request header validation (§8.3) into a `RequestHead` |
-//! | `conn.rs` | the `Connection` state machine |
+//! | `conn/` | the `Connection` state machine: `recv.rs` input, `send.rs` output |
 
+pub mod conn;
 pub mod error;
-pub mod frame;
-
-pub use error::{ConnError, Error, ErrorCode, StreamError};
 pub mod flow;
+pub mod frame;
 pub mod hpack;
 pub mod request;
 pub mod settings;
 pub mod stream;
 
-pub use request::RequestHead;
-pub mod conn;
-
 pub use conn::{Connection, Event, SendError};
+pub use error::{ConnError, Error, ErrorCode, StreamError};
+pub use request::RequestHead;
 
 use std::time::Duration;
 

@@ -273,7 +273,7 @@ impl Connection {
             goaway_sent: false,
             close_when_idle: false,
             read_closed: false,
-            handshake_deadline: Some(now + limits.handshake_timeout),
+            handshake_deadline: now.checked_add(limits.handshake_timeout),
             idle_since: None,
             last_input: now,
             ping_deadline: None,
@@ -322,12 +322,10 @@ impl Connection {
         };
         if self.phase == Phase::Open {
             if let (Some(since), Some(idle)) = (self.idle_since, self.limits.idle_timeout) {
-                earliest(Some(since + idle));
+                earliest(since.checked_add(idle));
             }
             if let Some(interval) = self.limits.keepalive_interval {
-                earliest(Some(
-                    self.ping_deadline.unwrap_or(self.last_input + interval),
-                ));
+                earliest(self.ping_deadline.or(self.last_input.checked_add(interval)));
             }
         }
         t
@@ -359,7 +357,7 @@ impl Connection {
             return self.close_with(ErrorCode::SettingsTimeout, "SETTINGS not acknowledged");
         }
         if let (Some(since), Some(idle)) = (self.idle_since, self.limits.idle_timeout) {
-            if now >= since + idle {
+            if since.checked_add(idle).is_some_and(|d| now >= d) {
                 return self.close_with(ErrorCode::NoError, "idle timeout");
             }
         }
@@ -368,9 +366,14 @@ impl Connection {
                 self.close_with(ErrorCode::NoError, "keepalive timeout");
             }
         } else if let Some(interval) = self.limits.keepalive_interval {
-            if now >= self.last_input + interval {
+            if self
+                .last_input
+                .checked_add(interval)
+                .is_some_and(|d| now >= d)
+            {
                 Ping::encode(KEEPALIVE_PING, false, &mut self.out);
-                self.ping_deadline = Some(now + self.limits.keepalive_timeout);
+                // (A deadline too far to represent means "never".)
+                self.ping_deadline = now.checked_add(self.limits.keepalive_timeout);
             }
         }
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::*;
-use crate::h2::frame::{kind, Head};
+use crate::h2::frame::{kind, Head, HEAD_LEN};
 use crate::h2::hpack;
 
 const MAX_WINDOW_U32: u32 = 0x7fff_ffff;
@@ -1157,36 +1157,132 @@ fn partial_frames_and_lazy_buffers() {
     );
 }
 
+/// A small deterministic generator; the fuzzer does the real work.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One random frame: mostly well-formed traffic on recent streams (so the
+/// stream paths are reached), sometimes a broken or arbitrary frame.
+fn random_frame(r: &mut Rng, next_id: &mut u32) -> Vec<u8> {
+    let recent = next_id.saturating_sub(2 * r.below(3) as u32).max(1);
+    let flags = r.next() as u8;
+    match r.below(20) {
+        0..=4 => {
+            *next_id += 2;
+            request(*next_id, r.below(3) == 0)
+        }
+        5..=9 => data(recent, r.below(4) == 0, &vec![b'x'; r.below(3000) as usize]),
+        10 => window_update(recent * r.below(2) as u32, 1 + r.below(100_000) as u32),
+        11 => frame(
+            kind::RST_STREAM,
+            0,
+            recent,
+            &(r.below(14) as u32).to_be_bytes(),
+        ),
+        12 => settings(&[(1 + r.below(6) as u16, r.below(70_000) as u32)]),
+        13 => frame(kind::PING, flags & 1, 0, &r.next().to_be_bytes()),
+        14 => frame(kind::PRIORITY, 0, recent, &[0, 0, 0, r.below(12) as u8, 1]),
+        15 => {
+            *next_id += 2;
+            let block = literal_block(REQUEST);
+            let cut = r.below(block.len() as u64) as usize;
+            let mut v = frame(
+                kind::HEADERS,
+                flags & !END_HEADERS & !0x28,
+                *next_id,
+                &block[..cut],
+            );
+            v.extend(frame(
+                kind::CONTINUATION,
+                END_HEADERS,
+                *next_id,
+                &block[cut..],
+            ));
+            v
+        }
+        16 => headers(recent, END_HEADERS | END_STREAM, &[("grpc-status", "0")]),
+        _ => {
+            let len = r.below(40) as usize;
+            let payload: Vec<u8> = (0..len).map(|_| r.next() as u8).collect();
+            frame(r.below(12) as u8, flags, r.below(12) as u32, &payload)
+        }
+    }
+}
+
 #[test]
 fn arbitrary_input_never_panics() {
-    // A small deterministic generator; the fuzzer does the real work.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    for _ in 0..300 {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let rounds = std::env::var("H2_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let (mut opened, mut answered) = (0, 0);
+    for _ in 0..rounds {
         let mut c = Client::ready(limits());
         let mut buf = Vec::new();
-        for _ in 0..20 {
-            let r = next();
-            let kind = (r % 11) as u8;
-            let flags = (r >> 8) as u8;
-            let id = ((r >> 16) % 8) as u32;
-            let len = ((r >> 24) % 40) as usize;
-            let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            buf.extend(frame(kind, flags, id, &payload));
+        let mut next_id = 1;
+        for _ in 0..30 {
+            buf.extend(random_frame(&mut r, &mut next_id));
         }
-        for chunk in buf.chunks(1 + (next() % 50) as usize) {
-            c.send(chunk);
-            c.events();
-            let _ = c.read();
+        let chunk = 1 + r.below(100) as usize;
+        for piece in buf.chunks(chunk) {
+            c.send(piece);
+            // The application answers whatever it sees, in random ways.
+            for ev in c.events() {
+                if matches!(ev, Event::Headers { .. }) {
+                    opened += 1;
+                }
+                let id = match ev {
+                    Event::Headers { id, .. } | Event::Data { id, .. } | Event::Trailers { id } => {
+                        id
+                    }
+                    Event::Reset { .. } => continue,
+                };
+                let sent = match r.below(5) {
+                    0 => c.conn.send_headers(id, 200, &[], r.below(2) == 0),
+                    1 => c.conn.send_data(
+                        id,
+                        Bytes::from(vec![1; r.below(70_000) as usize]),
+                        r.below(2) == 0,
+                    ),
+                    2 => c.conn.send_trailers(id, &[(b"grpc-status", b"0")]),
+                    3 => Ok(c.conn.reset(id, ErrorCode::Cancel)),
+                    _ => Err(SendError::InvalidState),
+                };
+                answered += usize::from(sent.is_ok());
+            }
+            if r.below(50) == 0 {
+                c.conn.shutdown();
+            }
+            if r.below(3) > 0 {
+                let _ = c.read();
+            }
+            // The bounds hold whatever the input.
+            assert!(c.conn.inbuf.len() <= HEAD_LEN + 16_384);
+            assert!(c.conn.block.as_ref().map_or(0, |b| b.buf.len()) <= 4096);
+            assert!(c.conn.out.len() <= OUTPUT_HARD_LIMIT + 64 * 1024);
         }
-        c.advance(Duration::from_secs(1000));
+        c.advance(Duration::from_secs(r.below(1000)));
+        let _ = c.read();
+        c.conn.handle_read_closed();
         let _ = c.read();
     }
+    // The generator must reach the stream paths, not just die at the first frame.
+    assert!(
+        opened > rounds / 2 && answered > rounds / 4,
+        "opened {opened}, answered {answered}"
+    );
 }
 
 #[test]

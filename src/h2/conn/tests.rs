@@ -1257,7 +1257,10 @@ fn arbitrary_input_never_panics() {
                         r.below(2) == 0,
                     ),
                     2 => c.conn.send_trailers(id, &[(b"grpc-status", b"0")]),
-                    3 => Ok(c.conn.reset(id, ErrorCode::Cancel)),
+                    3 => {
+                        c.conn.reset(id, ErrorCode::Cancel);
+                        Ok(())
+                    }
                     _ => Err(SendError::InvalidState),
                 };
                 answered += usize::from(sent.is_ok());

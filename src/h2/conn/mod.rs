@@ -286,6 +286,10 @@ impl Connection {
     /// returns its bytes to the client's flow-control credit.
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
+        if self.events.is_empty() && self.events.capacity() > 64 {
+            // A burst is over: give the memory back (idle connections stay small).
+            self.events = VecDeque::new();
+        }
         if let Event::Data { id, ref data, .. } = ev {
             let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
             self.release_credit(id, n);

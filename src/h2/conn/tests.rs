@@ -1314,3 +1314,32 @@ fn self_dependent_headers_keep_hpack_in_sync() {
         [Event::Headers { id: 3, .. }]
     ));
 }
+
+#[test]
+fn initial_window_size_changes_adjust_open_streams() {
+    let mut c = Client::ready(limits());
+    c.send(&settings(&[(4, 10)]));
+    c.send(&request(1, true));
+    c.events();
+    c.read();
+    c.conn.send_headers(1, 200, &[], false).unwrap();
+    c.conn
+        .send_data(1, Bytes::from(vec![9u8; 30]), true)
+        .unwrap();
+    let sizes = |out: &[Out]| {
+        out.iter()
+            .filter(|f| f.kind == kind::DATA)
+            .map(|f| f.payload.len())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&c.read()), [10]);
+    // §6.9.2: a decrease can make the window negative (10 - 10 + 5 - 10 = -5)...
+    c.send(&settings(&[(4, 5)]));
+    c.send(&window_update(1, 10));
+    assert_eq!(sizes(&c.read()), [5]);
+    // ...and an increase applies to the open stream too (+95).
+    c.send(&settings(&[(4, 100)]));
+    let out = c.read();
+    assert_eq!(sizes(&out), [15]);
+    assert_eq!(out.last().map(|f| f.flags & END_STREAM), Some(END_STREAM));
+}

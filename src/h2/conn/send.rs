@@ -13,13 +13,15 @@ impl Connection {
     /// and HEADERS, then response DATA as flow control allows (at most about
     /// 64 KiB of DATA per call; call again once `out` is written).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        if out.is_empty() {
+        if out.is_empty() && out.capacity() < self.out.len() {
+            // Hand our buffer over rather than copy it into one too small anyway.
             std::mem::swap(out, &mut self.out);
         } else {
             out.extend_from_slice(&self.out);
             self.out.clear();
         }
-        if self.out.capacity() > 4096 {
+        if self.out.capacity() > 1024 {
+            // Output goes out in bursts; an idle connection keeps no buffer.
             self.out = Vec::new();
         }
         if self.phase != Phase::Open {

@@ -1347,3 +1347,72 @@ fn initial_window_size_changes_adjust_open_streams() {
     assert_eq!(sizes(&out), [15]);
     assert_eq!(out.last().map(|f| f.flags & END_STREAM), Some(END_STREAM));
 }
+
+#[test]
+fn send_api_state_errors() {
+    let mut c = Client::ready(limits());
+    c.send(&request(1, true));
+    c.events();
+    assert_eq!(
+        c.conn.send_data(1, Bytes::from_static(b"x"), false),
+        Err(SendError::InvalidState)
+    );
+    assert_eq!(c.conn.send_trailers(1, &[]), Err(SendError::InvalidState));
+    assert_eq!(
+        c.conn.send_headers(3, 200, &[], false),
+        Err(SendError::UnknownStream)
+    );
+    c.conn.send_headers(1, 200, &[], false).unwrap();
+    assert_eq!(
+        c.conn.send_headers(1, 200, &[], false),
+        Err(SendError::InvalidState)
+    );
+    c.send(&frame(kind::PING, 0, 0, &[0; 7]));
+    assert!(matches!(
+        c.events().as_slice(),
+        [Event::Reset {
+            id: 1,
+            code: ErrorCode::FrameSizeError
+        }]
+    ));
+    assert_eq!(
+        c.conn.send_data(1, Bytes::new(), true),
+        Err(SendError::ConnectionClosed)
+    );
+}
+
+#[test]
+fn limits_from_config() {
+    let config = crate::config::Config::default();
+    let l = Limits::from_config(&config);
+    assert_eq!(l.max_concurrent_streams, config.max_concurrent_streams);
+    assert_eq!(l.max_header_list_size, config.max_header_list_size);
+    assert_eq!(l.max_local_resets, config.max_local_resets);
+    assert_eq!(l.idle_timeout, config.idle_timeout);
+    assert_eq!(l.keepalive_interval, config.keepalive_interval);
+    assert_eq!(l.max_frame_size, 16_384);
+    assert_eq!(Limits::default(), l);
+    // What we advertise follows the limits.
+    let mut c = Client::new(l);
+    let out = c.read();
+    let params: Vec<(u16, u32)> = out[0]
+        .payload
+        .chunks(6)
+        .map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        params,
+        [
+            (1, 4096),
+            (3, 100),
+            (4, 256 * 1024),
+            (5, 16_384),
+            (6, 16 * 1024)
+        ]
+    );
+}

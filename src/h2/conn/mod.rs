@@ -58,7 +58,7 @@ const KEEPALIVE_PING: [u8; 8] = *b"lean-ka!";
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Something the application must act on.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Event {
     /// New request stream. `end_stream`: the HEADERS frame ended the request (no body).
     Headers {

@@ -3,7 +3,7 @@
 //! The code is canonical: within each length, codes are consecutive and
 //! ordered by symbol. So the 257 code lengths below are the whole code; the
 //! codes for encoding and the per-length tables for decoding are computed
-//! from them at compile time (about 1.6 KB of read-only data in all).
+//! from them at compile time (about 1.7 KB of read-only data in all).
 //!
 //! Decoding looks at the next 32 bits of input, left-aligned. For a canonical
 //! code, the codes of length `L` and below, left-aligned, are exactly the
@@ -139,6 +139,9 @@ pub(super) fn encode(src: &[u8], dst: &mut Vec<u8>) {
 /// Appends the decoding of the Huffman string `src` to `dst`.
 pub(super) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
     let t = &TABLES;
+    // The shortest code is 5 bits, so the output is at most 8/5 of the input
+    // (whose length the caller has checked against the block).
+    dst.reserve(src.len() + src.len() / 2 + src.len() / 10);
     // Unread bits, left-aligned: the next bit is bit 63.
     let mut acc: u64 = 0;
     let mut avail: usize = 0;
@@ -168,8 +171,8 @@ pub(super) fn decode(src: &[u8], dst: &mut Vec<u8>) -> Result<(), DecodeError> {
             // error. A padding not corresponding to the most significant bits
             // of the code for the EOS symbol MUST be treated as a decoding
             // error."
-            let ones = (1u64 << avail) - 1;
-            if avail > 7 || acc >> (64 - avail) != ones {
+            // (`avail` is 1..=29 here: input is exhausted and non-empty.)
+            if avail > 7 || acc >> (64 - avail) != (1u64 << avail) - 1 {
                 return Err(DecodeError::HuffmanPadding);
             }
             return Ok(());

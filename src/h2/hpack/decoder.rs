@@ -3,6 +3,14 @@
 use super::table::{self, DynamicTable, Entry};
 use super::{integer, string, DecodeError};
 
+/// SETTINGS_HEADER_TABLE_SIZE before any SETTINGS (RFC 9113 §6.5.2): the
+/// table size the peer's encoder starts with.
+const DEFAULT_TABLE_SIZE: usize = 4096;
+
+/// Scratch buffers above this capacity are freed after a block, so one large
+/// Huffman string does not stay charged to an idle connection.
+const KEEP_SCRATCH: usize = 1024;
+
 /// Decodes the header blocks of one connection, in order.
 ///
 /// Holds the dynamic table the peer's encoder fills, bounded by the
@@ -25,12 +33,17 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder for a connection on which we advertise
     /// SETTINGS_HEADER_TABLE_SIZE = `max_table_size` (the bound for the
-    /// peer's table size updates, and the table's initial maximum) and
-    /// accept header lists up to `max_header_list_size` (RFC 9113 size:
-    /// name + value + 32 per field).
+    /// peer's table size updates) and accept header lists up to
+    /// `max_header_list_size` (RFC 9113 size: name + value + 32 per field).
+    ///
+    /// The table itself starts at the protocol default of 4096 bytes, as
+    /// the peer's encoder does: a peer may send its first blocks before it
+    /// has seen our SETTINGS, and only later shrink the table with a size
+    /// update. A decoder table smaller than the encoder's would lose entries
+    /// the peer still refers to.
     pub fn new(max_table_size: usize, max_header_list_size: usize) -> Decoder {
         Decoder {
-            table: DynamicTable::new(max_table_size),
+            table: DynamicTable::new(DEFAULT_TABLE_SIZE),
             max_table_size,
             max_header_list_size,
             name_buf: Vec::new(),
@@ -52,6 +65,20 @@ impl Decoder {
     /// returned. Any other error leaves the table unusable: the connection
     /// must end with COMPRESSION_ERROR.
     pub fn decode(
+        &mut self,
+        block: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), DecodeError> {
+        let result = self.decode_block(block, f);
+        for buf in [&mut self.name_buf, &mut self.value_buf] {
+            if buf.capacity() > KEEP_SCRATCH {
+                *buf = Vec::new();
+            }
+        }
+        result
+    }
+
+    fn decode_block(
         &mut self,
         block: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]),
@@ -234,6 +261,8 @@ pub(super) mod tests {
         tables: [(Fields, usize); 3],
     ) {
         let mut d = Decoder::new(table_size, 16384);
+        // The examples assume both sides already use this table size.
+        d.table.set_max_size(table_size);
         for ((block, list), (entries, size)) in blocks.iter().zip(lists).zip(tables) {
             assert_eq!(decode_all(&mut d, &hex(block)), Ok(list), "{block}");
             assert_eq!(table_of(&d), entries, "{block}");
@@ -521,12 +550,12 @@ pub(super) mod tests {
 
     #[test]
     fn incremental_literal_may_evict_its_own_name() {
-        // Table of 60 bytes holding "custom-key: custom-header" (55). A new
-        // entry named by index 62 evicts that entry while inserting.
+        // Size update to 60 (31 + 29), then "custom-key: custom-header" (55).
+        // A new entry named by index 62 evicts that entry while inserting.
         let mut d = Decoder::new(60, 16384);
         assert!(decode_all(
             &mut d,
-            &hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572")
+            &hex("3f1d 400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572")
         )
         .is_ok());
         assert_eq!(
@@ -537,7 +566,47 @@ pub(super) mod tests {
         assert_eq!(d.table_size(), 43);
     }
 
-    /// Random and mutated blocks never panic; errors leave a usable value.
+    /// A peer that has not seen our SETTINGS yet encodes with the default
+    /// 4096-byte table; a smaller advertised size bounds its later updates.
+    #[test]
+    fn table_starts_at_the_protocol_default() {
+        let mut d = Decoder::new(100, 16384);
+        let long = "x".repeat(200);
+        let mut block = hex("40 01 61 7f 49"); // a: 200 x's (127 + 73), indexed
+        block.extend_from_slice(long.as_bytes());
+        assert_eq!(decode_all(&mut d, &block), Ok(pairs(&[("a", &long)])));
+        assert_eq!(d.table_size(), 233);
+        assert_eq!(decode_all(&mut d, &[0xbe]), Ok(pairs(&[("a", &long)])));
+        // Then the peer applies our SETTINGS: an update to 100 empties the table.
+        assert_eq!(
+            decode_all(&mut d, &hex("3f45 82")),
+            Ok(pairs(&[(":method", "GET")]))
+        );
+        assert_eq!(d.table_size(), 0);
+        assert_eq!(
+            decode_all(&mut d, &hex("3f46")),
+            Err(DecodeError::TableSizeUpdateTooLarge)
+        );
+    }
+
+    #[test]
+    fn large_scratch_buffers_are_released() {
+        let mut d = Decoder::new(4096, 1 << 20);
+        let mut e = Vec::new();
+        super::super::huffman::encode("a".repeat(4000).as_bytes(), &mut e);
+        let mut block = vec![0x00, 0x01, b'n'];
+        super::super::integer::encode(e.len(), 7, 0x80, &mut block);
+        block.extend_from_slice(&e);
+        let got = decode_all(&mut d, &block);
+        assert_eq!(got.map(|f| f[0].1.len()), Ok(4000));
+        assert_eq!(d.value_buf.capacity(), 0);
+        // Small strings keep their buffer for the next block.
+        assert!(decode_all(&mut d, &hex("0001 6e82 1fff")).is_err());
+        assert!(decode_all(&mut d, &hex("0001 6e81 1f")).is_ok());
+        assert!(d.value_buf.capacity() > 0);
+    }
+
+    /// Random and mutated blocks never panic (errors are fine).
     #[test]
     fn arbitrary_input_never_panics() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;

@@ -78,8 +78,9 @@ impl Encoder {
 
     /// Peer's SETTINGS_HEADER_TABLE_SIZE changed; the next block starts with a size update if needed.
     ///
-    /// We use `min(n, 512)`. Entries are evicted at once, so no later field
-    /// refers to one the peer will drop; 0 turns indexing off.
+    /// Call it when applying the peer's SETTINGS, before the next block is
+    /// encoded. We use `min(n, 512)`. Entries are evicted at once, so no
+    /// later field refers to one the peer will drop; 0 turns indexing off.
     pub fn set_max_table_size(&mut self, n: usize) {
         let size = n.min(TABLE_CAP);
         if size == self.table.max_size() && self.pending_update.is_none() {

@@ -20,14 +20,16 @@
 //! We write HPACK ourselves. The runtime-free server has a size budget of
 //! 400 KB stripped on aarch64 for the whole binary, and a std-only TCP
 //! program already takes about 332 KB of it. The `h2` crate keeps its HPACK
-//! internal (and brings `bytes`, `http`, `tokio-util`); the standalone crates
-//! (`hpack` 0.3, last released 2015, its fork `loona-hpack`, `hpack_codec`
-//! from 2019) do not Huffman-encode or carry large dependency trees, and none
-//! lets the caller bound table size updates and the header list the way
-//! RFC 9113 needs. What we need is small: the limits below, and a compact
+//! internal (and brings `bytes`, `http`, `tokio-util`); of the standalone
+//! crates, `hpack` 0.3 (last released 2015) and its fork `loona-hpack` do
+//! not Huffman-encode, `hpack_codec` (2019) brings a large dependency tree,
+//! and none lets the caller bound table size updates and the header list the
+//! way RFC 9113 needs. What we need is small: the limits below, and a compact
 //! Huffman code — it is canonical, so both directions are derived at compile
-//! time from the 257 code lengths, and the decoder walks about 1.6 KB of
-//! tables instead of the usual 12 KB state machine.
+//! time from the 257 code lengths, and the decoder walks about 1.7 KB of
+//! tables instead of the usual 12 KB state machine. Measured on aarch64
+//! (release profile, stripped): decoder + encoder add about 12 KB of code
+//! and data to a std-only program.
 //!
 //! # Limits (what a hostile peer cannot make us do)
 //!

@@ -7,8 +7,10 @@ use std::collections::VecDeque;
 
 use super::DecodeError;
 
-/// RFC 7541 Appendix A.
-pub(super) const STATIC: [(&[u8], &[u8]); 61] = [
+/// RFC 7541 Appendix A, as printed. Only read at compile time: the binary
+/// holds [`PACKED`], which needs no pointers (122 fat pointers would cost
+/// about 2 KB of data plus 3 KB of load-time relocations).
+const APPENDIX_A: [(&[u8], &[u8]); 61] = [
     (b":authority", b""),
     (b":method", b"GET"),
     (b":method", b"POST"),
@@ -71,6 +73,65 @@ pub(super) const STATIC: [(&[u8], &[u8]); 61] = [
     (b"via", b""),
     (b"www-authenticate", b""),
 ];
+
+/// Total bytes of the names and values of [`APPENDIX_A`].
+const PACKED_LEN: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < APPENDIX_A.len() {
+        n += APPENDIX_A[i].0.len() + APPENDIX_A[i].1.len();
+        i += 1;
+    }
+    n
+};
+
+/// The static table without pointers: every name and value back to back,
+/// and per entry (offset, name length, value length).
+struct Packed {
+    bytes: [u8; PACKED_LEN],
+    entries: [(u16, u8, u8); 61],
+}
+
+const fn pack() -> Packed {
+    let mut p = Packed {
+        bytes: [0; PACKED_LEN],
+        entries: [(0, 0, 0); 61],
+    };
+    let mut at = 0;
+    let mut i = 0;
+    while i < APPENDIX_A.len() {
+        let (name, value) = APPENDIX_A[i];
+        p.entries[i] = (at as u16, name.len() as u8, value.len() as u8);
+        let mut j = 0;
+        while j < name.len() {
+            p.bytes[at] = name[j];
+            at += 1;
+            j += 1;
+        }
+        let mut j = 0;
+        while j < value.len() {
+            p.bytes[at] = value[j];
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    p
+}
+
+static PACKED: Packed = pack();
+
+// Offsets fit the u16 in `Packed::entries` (names and values are far below 256).
+const _: () = assert!(PACKED_LEN <= u16::MAX as usize);
+
+/// Static entry `i` (0-based: HPACK index `i + 1`).
+fn static_entry(i: usize) -> Option<(&'static [u8], &'static [u8])> {
+    let &(at, name_len, value_len) = PACKED.entries.get(i)?;
+    let at = usize::from(at);
+    let mid = at + usize::from(name_len);
+    let end = mid + usize::from(value_len);
+    Some((PACKED.bytes.get(at..mid)?, PACKED.bytes.get(mid..end)?))
+}
 
 /// §4.1: "The size of an entry is the sum of its name's length in octets
 /// ..., its value's length in octets, and 32."
@@ -216,10 +277,7 @@ impl DynamicTable {
 pub(super) fn lookup(dynamic: &DynamicTable, index: usize) -> Result<(&[u8], &[u8]), DecodeError> {
     match index {
         0 => Err(DecodeError::InvalidIndex),
-        1..=61 => STATIC
-            .get(index - 1)
-            .copied()
-            .ok_or(DecodeError::InvalidIndex),
+        1..=61 => static_entry(index - 1).ok_or(DecodeError::InvalidIndex),
         _ => dynamic.get(index - 62).ok_or(DecodeError::InvalidIndex),
     }
 }
@@ -228,15 +286,23 @@ pub(super) fn lookup(dynamic: &DynamicTable, index: usize) -> Result<(&[u8], &[u
 /// entry with that name (the same one when there is an exact match).
 pub(super) fn find_static(name: &[u8], value: &[u8]) -> (Option<usize>, Option<usize>) {
     let mut name_match = None;
-    for (i, &(n, v)) in STATIC.iter().enumerate() {
-        if n == name {
-            if v == value {
-                return (Some(i + 1), Some(i + 1));
+    for (i, &(_, name_len, _)) in PACKED.entries.iter().enumerate() {
+        // Lengths first: most entries are ruled out without touching bytes.
+        let entry = if usize::from(name_len) == name.len() {
+            static_entry(i)
+        } else {
+            None
+        };
+        match entry {
+            Some((n, v)) if n == name => {
+                if v == value {
+                    return (Some(i + 1), Some(i + 1));
+                }
+                name_match = name_match.or(Some(i + 1));
             }
-            name_match = name_match.or(Some(i + 1));
-        } else if name_match.is_some() {
             // Entries with the same name are adjacent.
-            break;
+            _ if name_match.is_some() => break,
+            _ => {}
         }
     }
     (None, name_match)
@@ -245,6 +311,14 @@ pub(super) fn find_static(name: &[u8], value: &[u8]) -> (Option<usize>, Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_static_table_matches_appendix_a() {
+        for (i, &entry) in APPENDIX_A.iter().enumerate() {
+            assert_eq!(static_entry(i), Some(entry), "{i}");
+        }
+        assert_eq!(static_entry(61), None);
+    }
 
     #[test]
     fn static_table_spot_checks() {

@@ -12,5 +12,6 @@
 pub mod message;
 pub mod reflection;
 pub mod services;
+pub mod session;
 pub mod status;
 pub mod timeout;

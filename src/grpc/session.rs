@@ -157,12 +157,19 @@ impl Session {
     pub fn shutdown(&mut self) {
         self.serving = false;
         let is_watcher = |c: &Call| c.method == Method::HealthWatch && c.responding;
-        let watchers: Vec<u32> = self.calls.iter().filter(|c| is_watcher(c)).map(|c| c.id).collect();
+        let watchers: Vec<u32> = self
+            .calls
+            .iter()
+            .filter(|c| is_watcher(c))
+            .map(|c| c.id)
+            .collect();
         self.calls.retain(|c| !is_watcher(c));
         for id in watchers {
-            let sent = self
-                .conn
-                .send_data(id, services::health_response(ServingStatus::NotServing), false);
+            let sent = self.conn.send_data(
+                id,
+                services::health_response(ServingStatus::NotServing),
+                false,
+            );
             if sent.is_ok() {
                 self.send_status(id, &Status::ok());
             }
@@ -174,8 +181,16 @@ impl Session {
     fn process_events(&mut self, now: Instant) {
         while let Some(event) = self.conn.poll_event() {
             match event {
-                Event::Headers { id, head, end_stream } => self.on_headers(id, &head, end_stream, now),
-                Event::Data { id, data, end_stream } => self.on_data(id, data, end_stream),
+                Event::Headers {
+                    id,
+                    head,
+                    end_stream,
+                } => self.on_headers(id, &head, end_stream, now),
+                Event::Data {
+                    id,
+                    data,
+                    end_stream,
+                } => self.on_data(id, data, end_stream),
                 Event::Trailers { id } => self.on_end(id),
                 Event::Reset { id, .. } => self.calls.retain(|c| c.id != id),
             }
@@ -289,7 +304,11 @@ impl Session {
         };
         if !call.responding {
             call.responding = true;
-            if self.conn.send_headers(id, 200, &[(b"content-type", CONTENT_TYPE)], false).is_err() {
+            if self
+                .conn
+                .send_headers(id, 200, &[(b"content-type", CONTENT_TYPE)], false)
+                .is_err()
+            {
                 return false;
             }
         }
@@ -313,7 +332,8 @@ impl Session {
     /// Health/Watch got its request: answer with the current status and
     /// keep the stream open (the next change is the shutdown).
     fn start_watch(&mut self, id: u32, msg: Bytes) {
-        let status = services::health_request(msg).and_then(|s| services::health_of(&s, self.serving));
+        let status =
+            services::health_request(msg).and_then(|s| services::health_of(&s, self.serving));
         let status = match status {
             Ok(status) => status,
             Err(e) => {
@@ -358,7 +378,10 @@ impl Session {
         };
         match call_unary(call.method, request, self.serving) {
             Ok(reply) => {
-                let sent = self.conn.send_headers(id, 200, &[(b"content-type", CONTENT_TYPE)], false).is_ok()
+                let sent = self
+                    .conn
+                    .send_headers(id, 200, &[(b"content-type", CONTENT_TYPE)], false)
+                    .is_ok()
                     && self.conn.send_data(id, reply, false).is_ok();
                 if sent {
                     self.send_status(id, &Status::ok());
@@ -395,7 +418,9 @@ impl Session {
     fn send_http_error(&mut self, id: u32, status: u16, body: &'static str) {
         let fields: [(&[u8], &[u8]); 1] = [(b"content-type", b"text/plain; charset=utf-8")];
         if self.conn.send_headers(id, status, &fields, false).is_ok() {
-            let _ = self.conn.send_data(id, Bytes::from_static(body.as_bytes()), true);
+            let _ = self
+                .conn
+                .send_data(id, Bytes::from_static(body.as_bytes()), true);
         }
     }
 }
@@ -512,7 +537,9 @@ mod tests {
         }
         /// grpc-status from the last block.
         fn grpc_status(&self) -> Option<i32> {
-            self.field(self.blocks.len().checked_sub(1)?, "grpc-status")?.parse().ok()
+            self.field(self.blocks.len().checked_sub(1)?, "grpc-status")?
+                .parse()
+                .ok()
         }
         fn messages(&self) -> Vec<Bytes> {
             let mut d = Decoder::new(1 << 20);
@@ -566,7 +593,8 @@ mod tests {
             let mut rest = &out[..];
             let mut acks = Vec::new();
             while rest.len() >= 9 {
-                let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+                let len =
+                    usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
                 let (ty, flags) = (rest[3], rest[4]);
                 let id = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7FFF_FFFF;
                 let payload = &rest[9..9 + len];
@@ -574,7 +602,10 @@ mod tests {
                 match ty {
                     SETTINGS if flags & ACK == 0 => acks.extend(frame(SETTINGS, ACK, 0, &[])),
                     HEADERS => {
-                        assert!(flags & END_HEADERS != 0, "test expects single-frame header blocks");
+                        assert!(
+                            flags & END_HEADERS != 0,
+                            "test expects single-frame header blocks"
+                        );
                         let mut fields = Vec::new();
                         self.decoder
                             .decode(payload, &mut |n, v| {
@@ -595,8 +626,9 @@ mod tests {
                         a.ended |= flags & END_STREAM != 0;
                     }
                     RST_STREAM => {
-                        self.streams.entry(id).or_default().reset =
-                            Some(u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]))
+                        self.streams.entry(id).or_default().reset = Some(u32::from_be_bytes([
+                            payload[0], payload[1], payload[2], payload[3],
+                        ]))
                     }
                     GOAWAY => self.goaway = true,
                     PING | SETTINGS => {}
@@ -629,7 +661,12 @@ mod tests {
         }
 
         fn data(&mut self, id: u32, payload: &[u8], end_stream: bool) {
-            self.send(&frame(DATA, if end_stream { END_STREAM } else { 0 }, id, payload));
+            self.send(&frame(
+                DATA,
+                if end_stream { END_STREAM } else { 0 },
+                id,
+                payload,
+            ));
         }
 
         fn unary(&mut self, id: u32, path: &str, body: &[u8]) -> &Answer {
@@ -697,12 +734,20 @@ mod tests {
         let mut c = Client::new();
         c.headers(
             1,
-            &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
+            &[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "x"),
+            ],
             true,
         );
         let a = c.answer(1);
         assert_eq!(a.field(0, ":status"), Some("405"));
-        assert!(a.field(0, "content-type").unwrap().starts_with("text/plain"));
+        assert!(a
+            .field(0, "content-type")
+            .unwrap()
+            .starts_with("text/plain"));
         assert_eq!(a.data, NOT_POST_BODY.as_bytes());
         assert!(a.ended);
     }
@@ -757,11 +802,17 @@ mod tests {
         // No message at all.
         c.request(1, "/echo.Echo/Reply", &[], true);
         assert_eq!(c.answer(1).grpc_status(), Some(Code::Internal.as_i32()));
-        assert_eq!(c.answer(1).field(0, "grpc-message"), Some("Missing request message."));
+        assert_eq!(
+            c.answer(1).field(0, "grpc-message"),
+            Some("Missing request message.")
+        );
         // Two messages: the first is answered.
         let mut two = echo_body("one");
         two.extend(echo_body("two"));
-        assert_eq!(reply_text(c.unary(3, "/echo.Echo/Reply", &two)), "You said: one");
+        assert_eq!(
+            reply_text(c.unary(3, "/echo.Echo/Reply", &two)),
+            "You said: one"
+        );
         // Cut mid-message.
         let body = echo_body("truncated");
         c.request(5, "/echo.Echo/Reply", &[], false);
@@ -791,7 +842,10 @@ mod tests {
         c.advance(Duration::from_millis(50));
         assert!(!c.streams.contains_key(&1));
         c.advance(Duration::from_millis(60));
-        assert_eq!(c.answer(1).grpc_status(), Some(crate::service::DEADLINE.as_i32()));
+        assert_eq!(
+            c.answer(1).grpc_status(),
+            Some(crate::service::DEADLINE.as_i32())
+        );
         // The malformed timeout was ignored: stream 3 is still open and answers.
         assert!(!c.streams.contains_key(&3));
         c.data(3, &echo_body("late"), true);
@@ -801,15 +855,23 @@ mod tests {
     #[test]
     fn health_check_watch_and_shutdown() {
         let mut c = Client::new();
-        let req = framed(&HealthCheckRequest { service: "echo.Echo".into() });
+        let req = framed(&HealthCheckRequest {
+            service: "echo.Echo".into(),
+        });
         let a = c.unary(1, "/grpc.health.v1.Health/Check", &req);
         let r = HealthCheckResponse::decode(a.messages()[0].clone()).unwrap();
         assert_eq!(r.status, ServingStatus::Serving as i32);
-        let unknown = framed(&HealthCheckRequest { service: "x.Y".into() });
+        let unknown = framed(&HealthCheckRequest {
+            service: "x.Y".into(),
+        });
         let a = c.unary(3, "/grpc.health.v1.Health/Check", &unknown);
         assert_eq!(a.grpc_status(), Some(Code::NotFound.as_i32()));
 
-        let a = c.unary(5, "/grpc.health.v1.Health/Watch", &framed(&HealthCheckRequest::default()));
+        let a = c.unary(
+            5,
+            "/grpc.health.v1.Health/Watch",
+            &framed(&HealthCheckRequest::default()),
+        );
         assert!(!a.ended, "watch stays open");
         let r = HealthCheckResponse::decode(a.messages()[0].clone()).unwrap();
         assert_eq!(r.status, ServingStatus::Serving as i32);
@@ -825,7 +887,13 @@ mod tests {
             .into_iter()
             .map(|m| HealthCheckResponse::decode(m).unwrap().status)
             .collect();
-        assert_eq!(statuses, [ServingStatus::Serving as i32, ServingStatus::NotServing as i32]);
+        assert_eq!(
+            statuses,
+            [
+                ServingStatus::Serving as i32,
+                ServingStatus::NotServing as i32
+            ]
+        );
         assert_eq!(c.session.open_calls(), 0);
     }
 
@@ -837,11 +905,22 @@ mod tests {
         let path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
         c.request(1, path, &[], false);
         let ask = |r: MessageRequest| {
-            framed(&pb::ServerReflectionRequest { host: String::new(), message_request: Some(r) })
+            framed(&pb::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(r),
+            })
         };
         c.data(1, &ask(MessageRequest::ListServices(String::new())), false);
-        assert_eq!(c.answer(1).messages().len(), 1, "answered before the request ends");
-        c.data(1, &ask(MessageRequest::FileContainingSymbol("echo.Echo".into())), true);
+        assert_eq!(
+            c.answer(1).messages().len(),
+            1,
+            "answered before the request ends"
+        );
+        c.data(
+            1,
+            &ask(MessageRequest::FileContainingSymbol("echo.Echo".into())),
+            true,
+        );
         let a = c.answer(1);
         assert!(a.ended);
         assert_eq!(a.grpc_status(), Some(0));

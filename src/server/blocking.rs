@@ -115,8 +115,12 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         signal_hook::low_level::pipe::register(signal, pipe).map_err(ServeError::Io)?;
     }
     let poller = Poller::new().map_err(ServeError::Io)?;
-    poller.add(&listener, Event::readable(LISTENER)).map_err(ServeError::Io)?;
-    poller.add(&signals, Event::readable(SIGNAL)).map_err(ServeError::Io)?;
+    poller
+        .add(&listener, Event::readable(LISTENER))
+        .map_err(ServeError::Io)?;
+    poller
+        .add(&signals, Event::readable(SIGNAL))
+        .map_err(ServeError::Io)?;
     super::log_startup(listener.local_addr().map_err(ServeError::Io)?, &config);
     let mut server = Server {
         poller,
@@ -164,17 +168,22 @@ impl Server {
             }
             next_timer = self.tick(now);
         }
-        let abandoned = self.conns.iter().flatten().map(|c| c.session.open_calls()).sum();
+        let abandoned = self
+            .conns
+            .iter()
+            .flatten()
+            .map(|c| c.session.open_calls())
+            .sum();
         super::log_shutdown_done(abandoned);
         Ok(())
     }
 
     /// Accepts every pending connection.
     fn accept(&mut self, now: Instant) -> Result<(), ServeError> {
-        let Some(listener) = &self.listener else {
-            return Ok(());
-        };
         loop {
+            let Some(listener) = &self.listener else {
+                return Ok(());
+            };
             let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -198,7 +207,9 @@ impl Server {
             }
         }
         if let Some(listener) = &self.listener {
-            self.poller.modify(listener, Event::readable(LISTENER)).map_err(ServeError::Io)?;
+            self.poller
+                .modify(listener, Event::readable(LISTENER))
+                .map_err(ServeError::Io)?;
         }
         Ok(())
     }
@@ -222,7 +233,10 @@ impl Server {
             out: Vec::new(),
             written: 0,
             read_closed: false,
-            armed: Some(Interest { read: false, write: false }),
+            armed: Some(Interest {
+                read: false,
+                write: false,
+            }),
             failed: false,
         };
         if let Some(entry) = self.conns.get_mut(slot) {
@@ -236,7 +250,9 @@ impl Server {
     fn on_signal(&mut self, now: Instant) -> Result<(), ServeError> {
         let mut byte = [0u8; 16];
         while matches!(self.signals.read(&mut byte), Ok(n) if n > 0) {}
-        self.poller.modify(&self.signals, Event::readable(SIGNAL)).map_err(ServeError::Io)?;
+        self.poller
+            .modify(&self.signals, Event::readable(SIGNAL))
+            .map_err(ServeError::Io)?;
         if self.drain_deadline.is_some() {
             crate::warn!("second signal: stopping without waiting for in-flight calls");
             self.force_stop = true;
@@ -272,7 +288,9 @@ impl Server {
                     conn.session.handle_read_closed(now);
                     break;
                 }
-                Ok(n) => conn.session.handle_input(self.buf.get(..n).unwrap_or_default(), now),
+                Ok(n) => conn
+                    .session
+                    .handle_input(self.buf.get(..n).unwrap_or_default(), now),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -348,7 +366,10 @@ fn flush(conn: &mut Conn) {
                 return;
             }
         }
-        match conn.stream.write(conn.out.get(conn.written..).unwrap_or_default()) {
+        match conn
+            .stream
+            .write(conn.out.get(conn.written..).unwrap_or_default())
+        {
             Ok(0) => {
                 conn.failed = true;
                 return;

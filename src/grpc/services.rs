@@ -105,7 +105,7 @@ mod tests {
     fn unframe<M: Message + Default>(framed: Bytes) -> M {
         let mut d = message::Decoder::new(1 << 20);
         d.push(framed);
-        let body = d.next().unwrap().unwrap();
+        let body = d.next_message().unwrap().unwrap();
         assert!(!d.is_partial());
         M::decode(body).unwrap()
     }

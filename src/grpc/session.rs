@@ -251,7 +251,7 @@ impl Session {
         let mut watch = None;
         let mut replies = Vec::new();
         loop {
-            match call.decoder.next() {
+            match call.decoder.next_message() {
                 Ok(None) => break,
                 Ok(Some(msg)) => match call.method {
                     // A Watch that is already running ignores further messages.
@@ -545,7 +545,7 @@ mod tests {
             let mut d = Decoder::new(1 << 20);
             d.push(Bytes::from(self.data.clone()));
             let mut v = Vec::new();
-            while let Some(m) = d.next().unwrap() {
+            while let Some(m) = d.next_message().unwrap() {
                 v.push(m);
             }
             assert!(!d.is_partial(), "response ends mid-message");
@@ -784,9 +784,10 @@ mod tests {
 
     #[test]
     fn oversize_message_rejected_on_its_prefix() {
-        let mut config = Config::default();
-        config.max_message_size = 16;
-        let mut c = Client::with(config);
+        let mut c = Client::with(Config {
+            max_message_size: 16,
+            ..Config::default()
+        });
         c.request(1, "/echo.Echo/Reply", &[], false);
         // Only the prefix of a 1 MiB message: the answer must not wait for the body.
         c.data(1, &[0, 0, 0x10, 0, 0], false);

@@ -41,6 +41,8 @@ compile_error!(
 );
 
 pub mod config;
+#[cfg(feature = "runtime-free")]
+pub mod h2;
 pub mod log;
 pub mod proto;
 pub mod server;

@@ -121,8 +121,12 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     signals.set_nonblocking(true).map_err(ServeError::Io)?;
     let poller = Poller::new().map_err(ServeError::Io)?;
-    poller.add(&listener, Event::readable(LISTENER)).map_err(ServeError::Io)?;
-    poller.add(&signals, Event::readable(SIGNAL)).map_err(ServeError::Io)?;
+    poller
+        .add(&listener, Event::readable(LISTENER))
+        .map_err(ServeError::Io)?;
+    poller
+        .add(&signals, Event::readable(SIGNAL))
+        .map_err(ServeError::Io)?;
     super::log_startup(listener.local_addr().map_err(ServeError::Io)?, &config);
     let mut server = Server {
         poller,
@@ -426,7 +430,11 @@ mod tests {
         thread::spawn(move || {
             let _ = tx.send(serve(listener, signals, config));
         });
-        Running { addr, trigger, done }
+        Running {
+            addr,
+            trigger,
+            done,
+        }
     }
 
     fn connect(addr: SocketAddr) -> TcpStream {
@@ -446,7 +454,8 @@ mod tests {
         let mut chunk = [0u8; 4096];
         loop {
             while buf.len() >= 9 {
-                let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+                let len =
+                    usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
                 if buf.len() < 9 + len {
                     break;
                 }
@@ -572,6 +581,10 @@ mod tests {
         });
         assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
         (&server.trigger).write_all(&[1]).unwrap();
-        assert!(server.done.recv_timeout(Duration::from_secs(5)).unwrap().is_ok());
+        assert!(server
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .is_ok());
     }
 }

@@ -269,7 +269,7 @@ impl Session {
                     // tonic drains extra messages of a unary call through the
                     // decoder: they are dropped, but must decode.
                     method => {
-                        if let Err(status) = call_unary(method, msg, true) {
+                        if let Err(status) = services::decode_only(method, msg) {
                             failed = Some(status);
                             break;
                         }

@@ -147,6 +147,14 @@ impl Session {
         self.conn.is_closed()
     }
 
+    /// Calls answered whose response the core still holds, not yet all
+    /// written out (waiting for the socket or for the client's flow-control
+    /// window). The driver stops reading from a client that does not read
+    /// while these pile up, which bounds what a non-reading client costs.
+    pub fn queued_responses(&self) -> usize {
+        self.conn.open_streams().saturating_sub(self.calls.len())
+    }
+
     /// Calls not yet answered (counted as abandoned if shutdown cuts them off).
     pub fn open_calls(&self) -> usize {
         self.calls.len()
@@ -661,6 +669,29 @@ mod tests {
         assert_eq!(a.grpc_status(), Some(0));
         assert_eq!(reply_text(a), "You said: Hello World!");
         assert_eq!(c.session.open_calls(), 0);
+        assert_eq!(c.session.queued_responses(), 0, "all written out");
+    }
+
+    #[test]
+    fn answered_calls_count_as_queued_until_written() {
+        let mut c = Client::new();
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "x"),
+            ("content-type", "application/grpc"),
+        ];
+        // Three whole calls fed without reading the session's output.
+        for id in [1, 3, 5] {
+            let mut f = frame(HEADERS, END_HEADERS, id, &block(&fields));
+            f.extend(frame(DATA, END_STREAM, id, &echo_body("queued")));
+            c.session.handle_input(&f, c.now);
+        }
+        assert_eq!(c.session.queued_responses(), 3);
+        c.read();
+        assert_eq!(c.session.queued_responses(), 0);
+        assert_eq!(c.streams.len(), 3);
     }
 
     #[test]

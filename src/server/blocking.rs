@@ -48,6 +48,9 @@ const FIRST_CONN: usize = 2;
 const READ_BUF: usize = 32 * 1024;
 /// Reads per connection per wakeup, so one busy client cannot starve the rest.
 const READS_PER_WAKEUP: usize = 4;
+/// While a connection's socket is not taking our output, at most this many
+/// answered calls may wait in its session before we stop reading from it.
+const MAX_QUEUED_RESPONSES: usize = 8;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -285,7 +288,7 @@ impl Server {
             return;
         }
         for _ in 0..READS_PER_WAKEUP {
-            if !conn.session.wants_input() {
+            if !wants_input(conn) {
                 break;
             }
             match conn.stream.read(&mut self.buf) {
@@ -327,7 +330,7 @@ impl Server {
                 continue;
             }
             let want = Interest {
-                read: !conn.read_closed && conn.session.wants_input(),
+                read: !conn.read_closed && wants_input(conn),
                 write: !flushed,
             };
             if conn.armed != Some(want) {
@@ -355,6 +358,16 @@ impl Server {
         }
         next
     }
+}
+
+/// Whether to read more from `conn`: the session asks for input, unless the
+/// client is not reading its answers (our output is stuck in the socket)
+/// while answered calls pile up. Reading stops only in that case, so a
+/// client blocked on flow control can still send its WINDOW_UPDATEs.
+fn wants_input(conn: &Conn) -> bool {
+    let stuck = conn.written < conn.out.len();
+    conn.session.wants_input()
+        && !(stuck && conn.session.queued_responses() >= MAX_QUEUED_RESPONSES)
 }
 
 /// Writes as much pending output as the socket takes, pulling more from the

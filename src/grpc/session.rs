@@ -8,7 +8,8 @@
 //! routing) → `on_data` (message decoding, bounded per stream) → `finish`
 //! (the reply).
 //!
-//! Answers for bad requests follow tonic 0.14, so both server flavours agree:
+//! Answers for bad requests follow tonic 0.14 (and the tokio flavour's
+//! wording where it adds its own checks), so both server flavours agree:
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -22,7 +23,7 @@
 //! | unary request with several messages | the first is answered; the others must decode (tonic drains them) |
 //! | request cut mid-message | INTERNAL "Unexpected EOF decoding stream." |
 //! | undecodable protobuf / bad UTF-8 | [`crate::service::DECODE_ERROR`] |
-//! | call not finished at its `grpc-timeout` | DEADLINE_EXCEEDED "Timeout expired" |
+//! | call not finished at its `grpc-timeout` | DEADLINE_EXCEEDED "deadline exceeded" |
 //! | malformed `grpc-timeout` | ignored (no deadline) |
 //!
 //! Errors before any reply message use one Trailers-Only HEADERS frame.
@@ -111,7 +112,7 @@ impl Session {
         while let Some(call) = self.calls.get(i) {
             if call.deadline.is_some_and(|d| d <= now) {
                 let call = self.calls.swap_remove(i);
-                let status = Status::new(crate::service::DEADLINE, "Timeout expired");
+                let status = Status::new(crate::service::DEADLINE, "deadline exceeded");
                 if call.responding {
                     self.send_status(call.id, &status);
                 } else {

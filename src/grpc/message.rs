@@ -126,9 +126,7 @@ impl Decoder {
 fn too_large(len: usize, max: usize) -> Status {
     Status::new(
         crate::service::TOO_LARGE,
-        format!(
-            "Error, decoded message length too large: found {len} bytes, the limit is: {max} bytes"
-        ),
+        format!("message of {len} bytes is over the limit of {max} bytes"),
     )
 }
 

@@ -30,7 +30,7 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use polling::{Event, Poller};
 
@@ -51,6 +51,10 @@ const READS_PER_WAKEUP: usize = 4;
 /// While a connection's socket is not taking our output, at most this many
 /// answered calls may wait in its session before we stop reading from it.
 const MAX_QUEUED_RESPONSES: usize = 8;
+/// After an accept error other than "no more pending" (typically EMFILE:
+/// out of file descriptors), the listener rests this long instead of
+/// spinning on a connection it cannot take.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -101,6 +105,8 @@ struct Server {
     drain_deadline: Option<Instant>,
     /// A second signal asked to stop draining.
     force_stop: bool,
+    /// Set after an accept error: when to re-arm the listener.
+    accept_paused_until: Option<Instant>,
     /// The shared read buffer.
     buf: Box<[u8]>,
 }
@@ -140,6 +146,7 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         config,
         drain_deadline: None,
         force_stop: false,
+        accept_paused_until: None,
         buf: vec![0; READ_BUF].into_boxed_slice(),
     };
     server.serve()
@@ -159,6 +166,7 @@ impl Server {
             let timeout = next_timer
                 .into_iter()
                 .chain(self.drain_deadline)
+                .chain(self.accept_paused_until)
                 .min()
                 .map(|t: Instant| t.saturating_duration_since(Instant::now()));
             events.clear();
@@ -176,6 +184,14 @@ impl Server {
                 }
             }
             next_timer = self.tick(now);
+            if self.accept_paused_until.is_some_and(|t| t <= now) {
+                self.accept_paused_until = None;
+                if let Some(listener) = &self.listener {
+                    self.poller
+                        .modify(listener, Event::readable(LISTENER))
+                        .map_err(ServeError::Io)?;
+                }
+            }
         }
         let abandoned = self
             .conns
@@ -197,11 +213,13 @@ impl Server {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Per-connection failures (e.g. ECONNABORTED) or running out
-                // of descriptors: log and carry on; the listener is re-armed.
+                // Running out of descriptors (or a transient failure): the
+                // pending connection stays queued, so re-arming now would
+                // spin. Rest the listener briefly; `serve` re-arms it.
                 Err(e) => {
-                    crate::warn!("accept failed: {e}");
-                    break;
+                    crate::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return Ok(());
                 }
             };
             if self.live >= self.config.max_connections {

@@ -6,16 +6,20 @@
 //!
 //! * **Memory.** A connection costs its socket, a [`Session`] and, only while
 //!   it has unsent output, an output `Vec`; there is no per-connection thread
-//!   stack. Reads go through one shared buffer for all connections.
+//!   stack. Reads go through one shared buffer for all connections. Measured
+//!   (x86_64 release): 250 idle HTTP/2 connections add ~200 KB RSS (< 1 KB
+//!   each); the idle process is ~2 MB RSS, of which ~450 KB private.
 //! * **No idle wakeups.** The loop sleeps in the poller until a socket is
 //!   ready or the earliest connection timer (handshake, idle, keepalive, call
 //!   deadline) is due; with no connections it sleeps without a timeout.
 //! * **Batching.** One wakeup handles every ready socket, and one read feeds
 //!   every HTTP/2 frame (so every stream) it holds.
-//! * **Fairness.** Sockets are non-blocking. A client that does not read its
-//!   answers only fills its own output buffer; while that is full the session
-//!   reports `wants_input() == false` and we stop reading from it, so it can
-//!   neither block nor swamp the others. Reads per wakeup are bounded.
+//! * **Fairness.** Sockets are non-blocking and reads per wakeup are bounded.
+//!   A client that does not read its answers only fills its own buffers: we
+//!   stop reading from it while the session reports `wants_input() == false`
+//!   or while its socket takes no output and [`MAX_QUEUED_RESPONSES`]
+//!   answered calls wait, so it can neither block nor swamp the others (nor
+//!   make us hold more than a few replies for it).
 //!
 //! `polling` 2.x is used because its registration API is safe; 3.x made
 //! `add` an `unsafe fn`, and this crate forbids unsafe code. Its tree is

@@ -1,5 +1,5 @@
 //! The runtime-free driver: `std::net` sockets around the sans-IO
-//! [`Session`](crate::grpc::session::Session), on one thread.
+//! [`Session`], on one thread.
 //!
 //! Why one thread and a readiness loop (the `polling` crate: epoll on Linux,
 //! kqueue on the BSDs/macOS) rather than a thread per connection:
@@ -17,7 +17,7 @@
 //! * **Fairness.** Sockets are non-blocking and reads per wakeup are bounded.
 //!   A client that does not read its answers only fills its own buffers: we
 //!   stop reading from it while the session reports `wants_input() == false`
-//!   or while its socket takes no output and [`MAX_QUEUED_RESPONSES`]
+//!   or while its socket takes no output and `MAX_QUEUED_RESPONSES`
 //!   answered calls wait, so it can neither block nor swamp the others (nor
 //!   make us hold more than a few replies for it).
 //!

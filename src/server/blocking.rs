@@ -595,6 +595,70 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_does_not_read_is_not_read_either() {
+        let server = start(Config::default());
+        let mut stuck = connect(server.addr);
+        // Huge windows, so only the socket (not flow control) holds replies back.
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(SETTINGS, 0, 0, &[0, 4, 0x7F, 0xFF, 0xFF, 0xFF]));
+        out.extend(frame(8, 0, 0, &(0x7FFF_FFFFu32 - 65_535).to_be_bytes()));
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+        ];
+        let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
+            message: "z".repeat(1 << 20),
+        });
+        for id in (1..100).step_by(2) {
+            out.extend(frame(HEADERS, END_HEADERS, id, &block(&fields)));
+            let chunks: Vec<&[u8]> = body.chunks(16_384).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let flags = if i + 1 == chunks.len() { END_STREAM } else { 0 };
+                out.extend(frame(DATA, flags, id, chunk));
+            }
+        }
+        // 50 calls with 1 MiB replies, never reading: the server must stop
+        // reading long before taking all 50 MiB.
+        stuck.set_nonblocking(true).unwrap();
+        let mut sent = 0;
+        let until = Instant::now() + Duration::from_secs(3);
+        while sent < out.len() && Instant::now() < until {
+            match stuck.write(&out[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("write failed: {e}"),
+            }
+        }
+        assert!(
+            sent < out.len() / 2,
+            "server kept reading: {sent} of {} bytes taken",
+            out.len()
+        );
+        // Meanwhile another client is served at once.
+        let mut other = connect(server.addr);
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        other.write_all(&hello).unwrap();
+        echo_request(&mut other, 1, "not stuck");
+        let frames = read_until(&mut other, |ty, flags, id| {
+            id == 1 && ty == HEADERS && flags & END_STREAM != 0
+        });
+        assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
+        drop(stuck);
+        (&server.trigger).write_all(&[1]).unwrap();
+        assert!(server
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .is_ok());
+    }
+
+    #[test]
     fn connections_over_the_limit_are_closed() {
         let server = start(Config {
             max_connections: 1,

@@ -258,6 +258,8 @@ impl Session {
         call.decoder.push(data);
         let mut failed = None;
         let mut watch = None;
+        // Only reflection (a cargo feature) answers before the request ends.
+        #[cfg_attr(not(feature = "reflection"), allow(unused_mut))]
         let mut replies = Vec::new();
         loop {
             match call.decoder.next_message() {
@@ -267,6 +269,7 @@ impl Session {
                     Method::HealthWatch if call.responding || watch.is_some() => {}
                     Method::HealthWatch => watch = Some(msg),
                     // Bidirectional: every request message gets its answer now.
+                    #[cfg(feature = "reflection")]
                     Method::Reflection => match super::reflection::reflect(msg) {
                         Ok(reply) => replies.push(reply),
                         Err(status) => {
@@ -378,6 +381,7 @@ impl Session {
         match call.method {
             // Server streaming: the client half-closing is normal.
             Method::HealthWatch if call.responding => return,
+            #[cfg(feature = "reflection")]
             Method::Reflection => return self.end_call(id, &Status::ok()),
             _ => {}
         }
@@ -442,6 +446,7 @@ fn call_unary(method: Method, request: Bytes, serving: bool) -> Result<Bytes, St
         // Watch drains like Check; reflection never gets here. Kept total so
         // a routing slip answers instead of panicking.
         Method::HealthWatch => services::health_check(request, serving),
+        #[cfg(feature = "reflection")]
         Method::Reflection => super::reflection::reflect(request),
     }
 }
@@ -883,6 +888,7 @@ mod tests {
         assert_eq!(c.session.open_calls(), 0);
     }
 
+    #[cfg(feature = "reflection")]
     #[test]
     fn reflection_answers_each_message_on_one_stream() {
         use super::super::reflection::pb;

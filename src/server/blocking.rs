@@ -58,7 +58,7 @@ const MAX_QUEUED_RESPONSES: usize = 8;
 /// After an accept error other than "no more pending" (typically EMFILE:
 /// out of file descriptors), the listener rests this long instead of
 /// spinning on a connection it cannot take.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const ACCEPT_BACKOFF_MS: u64 = 100;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -221,8 +221,9 @@ impl Server {
                 // pending connection stays queued, so re-arming now would
                 // spin. Rest the listener briefly; `serve` re-arms it.
                 Err(e) => {
-                    crate::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    // (Not `{:?}` of a Duration: its formatter alone is ~2 KB of binary.)
+                    crate::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF_MS} ms");
+                    self.accept_paused_until = Some(now + Duration::from_millis(ACCEPT_BACKOFF_MS));
                     return Ok(());
                 }
             };

@@ -57,8 +57,10 @@ pub struct Stream {
     pub send_window: SendWindow,
     /// Credit the client has for DATA on this stream.
     pub recv_window: RecvWindow,
-    /// Response DATA waiting for flow-control credit, in order.
+    /// Response DATA waiting to be written, in order.
     pub queue: VecDeque<Bytes>,
+    /// Total bytes in `queue`.
+    pub queued: usize,
     /// Trailers to write once `queue` is empty (encoded only then, so HPACK
     /// blocks reach the wire in the order they were encoded).
     pub trailers: Option<Vec<(Vec<u8>, Vec<u8>)>>,
@@ -77,6 +79,7 @@ impl Stream {
             send_window: SendWindow::new(send_window),
             recv_window: RecvWindow::new(recv_window, recv_window),
             queue: VecDeque::new(),
+            queued: 0,
             trailers: None,
         }
     }
@@ -89,6 +92,12 @@ impl Stream {
             (false, true) => State::HalfClosedLocal,
             (true, true) => State::Closed,
         }
+    }
+
+    /// Queued response DATA that flow control lets us write now (the
+    /// connection window aside).
+    pub fn sendable(&self) -> usize {
+        self.queued.min(self.send_window.available())
     }
 
     /// Whether DATA (or trailers) are waiting to be written.

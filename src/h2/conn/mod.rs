@@ -34,8 +34,10 @@ use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
 use super::stream::StreamMap;
 pub use super::{Limits, RequestHead};
 
-/// Unsent output above which [`Connection::wants_input`] turns false: a peer
-/// that makes us answer (PING, SETTINGS, resets) without reading cannot grow it.
+/// Output waiting for the driver (queued frames plus response DATA that flow
+/// control allows) above which [`Connection::wants_input`] turns false: a
+/// peer that makes us answer (calls, PING, SETTINGS, resets) without reading
+/// cannot grow it.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 /// Unsent output at which the connection gives up on a driver that keeps
 /// feeding input regardless of `wants_input` (GOAWAY ENHANCE_YOUR_CALM).
@@ -408,13 +410,27 @@ impl Connection {
         self.maybe_finish();
     }
 
-    /// False while too much output is unsent or too many events are unpolled:
-    /// the driver should stop reading until this turns true again.
+    /// False while too much output waits to be taken by
+    /// [`Connection::poll_transmit`] or too many events are unpolled: the
+    /// driver should stop reading until this turns true again.
+    ///
+    /// Waiting output is the queued frames plus the response DATA that flow
+    /// control already allows. A driver takes output whenever its socket
+    /// has room, so this grows only while the peer is not reading: it stops
+    /// being read. DATA held back by the peer's own flow-control windows is
+    /// not counted, so a peer that is slow to grant credit is still read
+    /// (its WINDOW_UPDATEs must get through).
     pub fn wants_input(&self) -> bool {
         self.phase != Phase::Closed
             && !self.read_closed
-            && self.out.len() < OUTPUT_HIGH_WATER
             && self.events.len() < EVENTS_HIGH_WATER
+            && self.out.len() + self.sendable_data() < OUTPUT_HIGH_WATER
+    }
+
+    /// Response DATA that [`Connection::poll_transmit`] could write now.
+    fn sendable_data(&self) -> usize {
+        let streams: usize = self.streams.iter().map(|(_, s)| s.sendable()).sum();
+        streams.min(self.send_window.available())
     }
 
     /// Nothing more will happen: close the socket after writing what

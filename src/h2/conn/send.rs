@@ -76,6 +76,7 @@ impl Connection {
             return Err(SendError::InvalidState);
         }
         if !data.is_empty() {
+            s.queued += data.len();
             s.queue.push_back(data);
         }
         if end_stream {
@@ -195,6 +196,7 @@ impl Connection {
                 s.queue.pop_front();
             }
             let end = s.queue.is_empty() && s.trailers.is_none() && s.send == SendState::Ending;
+            s.queued -= n;
             s.send_window.consume(n);
             self.send_window.consume(n);
             Data::encode(id, &chunk, end, out);

@@ -11,7 +11,7 @@
 //! This server negotiates no compression (it accepts only `identity`), so a
 //! set Compressed-Flag is a protocol error.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::status::Status;
 use crate::status::Code;
@@ -66,10 +66,15 @@ impl Decoder {
     pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
         if self.body.is_none() {
             let take = (PREFIX_LEN - self.prefix_len).min(self.pending.len());
-            let head = self.pending.split_to(take);
-            if let Some(dst) = self.prefix.get_mut(self.prefix_len..self.prefix_len + take) {
-                dst.copy_from_slice(&head);
+            if let (Some(dst), Some(src)) = (
+                self.prefix.get_mut(self.prefix_len..self.prefix_len + take),
+                self.pending.get(..take),
+            ) {
+                dst.copy_from_slice(src);
             }
+            // (`advance`, not `split_to`: splitting a `Bytes` made from a Vec
+            // costs an allocation.)
+            self.pending.advance(take);
             self.prefix_len += take;
             if self.prefix_len < PREFIX_LEN {
                 return Ok(None);
@@ -97,8 +102,12 @@ impl Decoder {
             if len > self.max_message_size {
                 return Err(too_large(len, self.max_message_size));
             }
-            // Whole message already here: hand out a slice, no copy.
-            if self.pending.len() >= len {
+            // Whole message already here: hand out a slice, no copy (and
+            // when it is all there is, the buffer itself).
+            if self.pending.len() == len {
+                return Ok(Some(std::mem::take(&mut self.pending)));
+            }
+            if self.pending.len() > len {
                 return Ok(Some(self.pending.split_to(len)));
             }
             self.body = Some((len, BytesMut::with_capacity(self.pending.len())));

@@ -209,7 +209,7 @@ fn answer(request: &pb::ServerReflectionRequest) -> MessageResponse {
 /// One message of `ServerReflectionInfo`: decodes the request and returns
 /// the framed response.
 pub fn reflect(request: Bytes) -> Result<Bytes, Status> {
-    let request = pb::ServerReflectionRequest::decode(request)
+    let request = pb::ServerReflectionRequest::decode(&request[..])
         .map_err(|e| Status::new(crate::service::DECODE_ERROR, e.to_string()))?;
     let response = pb::ServerReflectionResponse {
         valid_host: request.host.clone(),

@@ -61,7 +61,7 @@ fn decode_error(e: prost::DecodeError) -> Status {
 /// `echo.Echo/Reply`: decodes an `EchoRequest` (prost checks that
 /// `message` is valid UTF-8) and returns the framed `EchoReply`.
 pub fn echo_reply(request: Bytes) -> Result<Bytes, Status> {
-    let request = EchoRequest::decode(request).map_err(decode_error)?;
+    let request = EchoRequest::decode(&request[..]).map_err(decode_error)?;
     Ok(message::encode(&crate::service::reply(&request)))
 }
 
@@ -89,7 +89,7 @@ pub fn health_response(status: ServingStatus) -> Bytes {
 
 /// Decodes a `HealthCheckRequest` and returns the service name it asks about.
 pub fn health_request(request: Bytes) -> Result<String, Status> {
-    Ok(HealthCheckRequest::decode(request)
+    Ok(HealthCheckRequest::decode(&request[..])
         .map_err(decode_error)?
         .service)
 }
@@ -98,11 +98,11 @@ pub fn health_request(request: Bytes) -> Result<String, Status> {
 /// running the method: what tonic does with extra messages of a unary call.
 pub fn decode_only(method: Method, request: Bytes) -> Result<(), Status> {
     match method {
-        Method::EchoReply => EchoRequest::decode(request).map(drop),
-        Method::HealthCheck | Method::HealthWatch => HealthCheckRequest::decode(request).map(drop),
+        Method::EchoReply => EchoRequest::decode(&request[..]).map(drop),
+        Method::HealthCheck | Method::HealthWatch => HealthCheckRequest::decode(&request[..]).map(drop),
         #[cfg(feature = "reflection")]
         Method::Reflection => {
-            super::reflection::pb::ServerReflectionRequest::decode(request).map(drop)
+            super::reflection::pb::ServerReflectionRequest::decode(&request[..]).map(drop)
         }
     }
     .map_err(decode_error)

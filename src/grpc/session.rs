@@ -399,10 +399,8 @@ impl Session {
 
     /// Ends a call whose response HEADERS went out: trailers with END_STREAM.
     fn send_status(&mut self, id: u32, status: &Status) {
-        let fields = status.trailer_fields();
-        let fields: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
         // A failure means the stream is gone (reset): nothing left to tell.
-        let _ = self.conn.send_trailers(id, &fields);
+        let _ = status.with_trailer_fields(|fields| self.conn.send_trailers(id, fields));
     }
 
     /// Fails a call before any response: one Trailers-Only HEADERS frame.
@@ -413,11 +411,12 @@ impl Session {
     /// `:status 200`, content-type, grpc-status, grpc-message (+ `extra`)
     /// in one HEADERS frame with END_STREAM.
     fn send_trailers_only(&mut self, id: u32, status: &Status, extra: &[(&[u8], &[u8])]) {
-        let trailers = status.trailer_fields();
-        let mut fields: Vec<(&[u8], &[u8])> = vec![(b"content-type", CONTENT_TYPE)];
-        fields.extend(trailers.iter().map(|(n, v)| (*n, v.as_slice())));
-        fields.extend_from_slice(extra);
-        let _ = self.conn.send_headers(id, 200, &fields, true);
+        status.with_trailer_fields(|trailers| {
+            let mut fields: Vec<(&[u8], &[u8])> = vec![(b"content-type", CONTENT_TYPE)];
+            fields.extend_from_slice(trailers);
+            fields.extend_from_slice(extra);
+            let _ = self.conn.send_headers(id, 200, &fields, true);
+        });
     }
 
     /// A plain HTTP answer for a request that is not gRPC at all.

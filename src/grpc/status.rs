@@ -39,20 +39,20 @@ impl Status {
         Status::new(Code::Ok, "")
     }
 
-    /// The trailer fields for this status: `grpc-status` and, when there is
-    /// a message, `grpc-message` (percent-encoded).
-    pub fn trailer_fields(&self) -> Vec<(&'static [u8], Vec<u8>)> {
-        let mut fields = vec![(
-            &b"grpc-status"[..],
-            self.code.as_i32().to_string().into_bytes(),
-        )];
-        if !self.message.is_empty() {
-            fields.push((
-                &b"grpc-message"[..],
-                percent_encode(&self.message).into_bytes(),
-            ));
+    /// Calls `f` with the trailer fields for this status: `grpc-status` and,
+    /// when there is a message, `grpc-message` (percent-encoded). A status
+    /// without a message (every successful call) costs no allocation.
+    pub fn with_trailer_fields<R>(&self, f: impl FnOnce(&[(&[u8], &[u8])]) -> R) -> R {
+        let code = code_digits(self.code);
+        if self.message.is_empty() {
+            f(&[(b"grpc-status", code)])
+        } else {
+            let message = percent_encode(&self.message);
+            f(&[
+                (b"grpc-status", code),
+                (b"grpc-message", message.as_bytes()),
+            ])
         }
-        fields
     }
 }
 
@@ -60,6 +60,17 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
     }
+}
+
+/// The decimal `grpc-status` value of `code`.
+fn code_digits(code: Code) -> &'static [u8] {
+    const DIGITS: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    ];
+    // Code is repr(u8) with values 0..=16, so the lookup always succeeds.
+    DIGITS
+        .get(code as usize)
+        .map_or(&b"2"[..], |d| d.as_bytes())
 }
 
 /// Percent-encodes a `grpc-message` value.
@@ -145,19 +156,27 @@ mod tests {
         assert_eq!(percent_decode(b"%FF"), "\u{FFFD}");
     }
 
+    fn trailer_fields(s: &Status) -> Vec<(Vec<u8>, Vec<u8>)> {
+        s.with_trailer_fields(|f| f.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect())
+    }
+
     #[test]
     fn trailer_fields_omit_empty_message() {
         assert_eq!(
-            Status::ok().trailer_fields(),
-            vec![(&b"grpc-status"[..], b"0".to_vec())]
+            trailer_fields(&Status::ok()),
+            [(b"grpc-status".to_vec(), b"0".to_vec())]
         );
         let s = Status::new(Code::ResourceExhausted, "too big: 5%");
         assert_eq!(
-            s.trailer_fields(),
-            vec![
-                (&b"grpc-status"[..], b"8".to_vec()),
-                (&b"grpc-message"[..], b"too big: 5%25".to_vec())
+            trailer_fields(&s),
+            [
+                (b"grpc-status".to_vec(), b"8".to_vec()),
+                (b"grpc-message".to_vec(), b"too big: 5%25".to_vec())
             ]
         );
+        for code in Code::ALL {
+            let digits = code_digits(code);
+            assert_eq!(digits, code.as_i32().to_string().as_bytes());
+        }
     }
 }

@@ -63,7 +63,7 @@ pub struct Stream {
     pub queued: usize,
     /// Trailers to write once `queue` is empty (encoded only then, so HPACK
     /// blocks reach the wire in the order they were encoded).
-    pub trailers: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    pub trailers: Option<PackedFields>,
 }
 
 impl Stream {
@@ -103,6 +103,46 @@ impl Stream {
     /// Whether DATA (or trailers) are waiting to be written.
     pub fn has_pending_output(&self) -> bool {
         !self.queue.is_empty() || self.trailers.is_some() || self.send == SendState::Ending
+    }
+}
+
+/// Header fields kept for later in one allocation: per field, the name and
+/// value lengths (native-endian `usize`), then the name and the value.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PackedFields(Vec<u8>);
+
+impl PackedFields {
+    /// Copies `fields` into one buffer.
+    pub fn new(fields: &[(&[u8], &[u8])]) -> PackedFields {
+        const LEN: usize = std::mem::size_of::<usize>();
+        let size = fields
+            .iter()
+            .map(|(n, v)| 2 * LEN + n.len() + v.len())
+            .sum();
+        let mut buf = Vec::with_capacity(size);
+        for (name, value) in fields {
+            buf.extend_from_slice(&name.len().to_ne_bytes());
+            buf.extend_from_slice(&value.len().to_ne_bytes());
+            buf.extend_from_slice(name);
+            buf.extend_from_slice(value);
+        }
+        PackedFields(buf)
+    }
+
+    /// The fields, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        const LEN: usize = std::mem::size_of::<usize>();
+        let mut rest = self.0.as_slice();
+        std::iter::from_fn(move || {
+            let (lens, tail) = rest.split_first_chunk::<{ 2 * LEN }>()?;
+            let (n, v) = lens.split_at(LEN);
+            let n = usize::from_ne_bytes(n.try_into().ok()?);
+            let v = usize::from_ne_bytes(v.try_into().ok()?);
+            let (name, tail) = tail.split_at_checked(n)?;
+            let (value, tail) = tail.split_at_checked(v)?;
+            rest = tail;
+            Some((name, value))
+        })
     }
 }
 
@@ -192,6 +232,14 @@ impl StreamMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_fields_round_trip() {
+        let fields: [(&[u8], &[u8]); 3] = [(b"grpc-status", b"0"), (b"", b""), (b"x", &[0, 255])];
+        let packed = PackedFields::new(&fields);
+        assert_eq!(packed.iter().collect::<Vec<_>>(), fields);
+        assert_eq!(PackedFields::new(&[]).iter().count(), 0);
+    }
 
     #[test]
     fn stream_map_keeps_ids_sorted() {

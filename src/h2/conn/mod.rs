@@ -216,6 +216,10 @@ pub struct Connection {
     ping_deadline: Option<Instant>,
     /// Round-robin position for response DATA.
     next_stream: u32,
+    /// Scratch space for encoding one header block (kept: a few dozen bytes).
+    block_buf: Vec<u8>,
+    /// Scratch list of streams with output, reused by `poll_transmit`.
+    ready_buf: Vec<u32>,
 }
 
 impl fmt::Debug for Connection {
@@ -281,6 +285,8 @@ impl Connection {
             last_input: now,
             ping_deadline: None,
             next_stream: 0,
+            block_buf: Vec::new(),
+            ready_buf: Vec::new(),
             limits,
         }
     }

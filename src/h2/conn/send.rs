@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{Connection, Phase, SendError, TRANSMIT_BUDGET};
 use crate::h2::error::ErrorCode;
 use crate::h2::frame::{Data, Headers, RstStream};
-use crate::h2::stream::SendState;
+use crate::h2::stream::{PackedFields, SendState};
 
 impl Connection {
     /// Appends everything there is to write to `out`: queued control frames
@@ -49,10 +49,12 @@ impl Connection {
         } else {
             SendState::Headers
         };
-        let status = status.to_string();
-        let all =
-            std::iter::once((&b":status"[..], status.as_bytes())).chain(fields.iter().copied());
-        let mut block = Vec::new();
+        // Three ASCII digits (checked above), without a formatter.
+        let digit = |n: u16| b'0' + (n % 10) as u8;
+        let status = [digit(status / 100), digit(status / 10), digit(status)];
+        let all = std::iter::once((&b":status"[..], &status[..])).chain(fields.iter().copied());
+        let mut block = std::mem::take(&mut self.block_buf);
+        block.clear();
         self.encoder.encode(all, &mut block);
         Headers::encode(
             id,
@@ -61,6 +63,7 @@ impl Connection {
             self.peer.max_frame_size as usize,
             &mut self.out,
         );
+        self.keep_block_buf(block);
         if end_stream {
             self.send_finished(id);
         }
@@ -92,12 +95,7 @@ impl Connection {
         if s.send != SendState::Headers {
             return Err(SendError::InvalidState);
         }
-        s.trailers = Some(
-            fields
-                .iter()
-                .map(|(n, v)| (n.to_vec(), v.to_vec()))
-                .collect(),
-        );
+        s.trailers = Some(PackedFields::new(fields));
         s.send = SendState::Ending;
         Ok(())
     }
@@ -108,6 +106,13 @@ impl Connection {
             RstStream::encode(id, code, &mut self.out);
             self.remember_closed(id, true);
             self.on_stream_gone();
+        }
+    }
+
+    /// Puts the header-block scratch buffer back, unless a large block grew it.
+    fn keep_block_buf(&mut self, block: Vec<u8>) {
+        if block.capacity() <= 1024 {
+            self.block_buf = block;
         }
     }
 
@@ -141,15 +146,22 @@ impl Connection {
     /// a length that exceeds the space available in either of the flow-control windows").
     fn write_data(&mut self, out: &mut Vec<u8>) {
         let start_len = out.len();
-        let mut ready: Vec<u32> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.has_pending_output())
-            .map(|(id, _)| id)
-            .collect();
-        if ready.is_empty() {
-            return;
+        let mut ready = std::mem::take(&mut self.ready_buf);
+        ready.clear();
+        ready.extend(
+            self.streams
+                .iter()
+                .filter(|(_, s)| s.has_pending_output())
+                .map(|(id, _)| id),
+        );
+        if !ready.is_empty() {
+            self.write_ready(&mut ready, out, start_len);
         }
+        self.ready_buf = ready;
+    }
+
+    /// The round-robin loop of [`Connection::write_data`] over the streams in `ready`.
+    fn write_ready(&mut self, ready: &mut [u32], out: &mut Vec<u8>, start_len: usize) {
         // Round-robin: start after the stream served first last time.
         let pos = ready
             .iter()
@@ -162,7 +174,7 @@ impl Connection {
         let max_frame = self.peer.max_frame_size as usize;
         loop {
             let mut progress = false;
-            for &id in &ready {
+            for &id in ready.iter() {
                 if out.len() - start_len >= TRANSMIT_BUDGET {
                     return;
                 }
@@ -191,10 +203,13 @@ impl Connection {
             if n == 0 {
                 return false; // blocked on flow control; a WINDOW_UPDATE will wake it
             }
-            let chunk = front.split_to(n);
-            if front.is_empty() {
-                s.queue.pop_front();
-            }
+            // The whole buffer when it fits (splitting a `Bytes` made from
+            // a Vec costs an allocation).
+            let chunk = if n == front.len() {
+                s.queue.pop_front().unwrap_or_default()
+            } else {
+                front.split_to(n)
+            };
             let end = s.queue.is_empty() && s.trailers.is_none() && s.send == SendState::Ending;
             s.queued -= n;
             s.send_window.consume(n);
@@ -208,12 +223,11 @@ impl Connection {
         }
         if let Some(trailers) = s.trailers.take() {
             s.send = SendState::Done;
-            let mut block = Vec::new();
-            self.encoder.encode(
-                trailers.iter().map(|(n, v)| (n.as_slice(), v.as_slice())),
-                &mut block,
-            );
+            let mut block = std::mem::take(&mut self.block_buf);
+            block.clear();
+            self.encoder.encode(trailers.iter(), &mut block);
             Headers::encode(id, &block, true, max_frame, out);
+            self.keep_block_buf(block);
             self.send_finished(id);
             return true;
         }

@@ -99,7 +99,9 @@ pub fn health_request(request: Bytes) -> Result<String, Status> {
 pub fn decode_only(method: Method, request: Bytes) -> Result<(), Status> {
     match method {
         Method::EchoReply => EchoRequest::decode(&request[..]).map(drop),
-        Method::HealthCheck | Method::HealthWatch => HealthCheckRequest::decode(&request[..]).map(drop),
+        Method::HealthCheck | Method::HealthWatch => {
+            HealthCheckRequest::decode(&request[..]).map(drop)
+        }
         #[cfg(feature = "reflection")]
         Method::Reflection => {
             super::reflection::pb::ServerReflectionRequest::decode(&request[..]).map(drop)

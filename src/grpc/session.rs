@@ -78,6 +78,8 @@ pub struct Session {
     max_message_size: usize,
     /// Health reported for "" and `echo.Echo`; false once shutdown started.
     serving: bool,
+    /// The latest time the driver told us about.
+    now: Instant,
 }
 
 impl Session {
@@ -88,17 +90,20 @@ impl Session {
             calls: Vec::new(),
             max_message_size: config.max_message_size,
             serving: true,
+            now,
         }
     }
 
     /// Feeds bytes read from the socket.
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        self.now = now;
         self.conn.handle_input(bytes, now);
         self.process_events(now);
     }
 
     /// The peer closed its sending side (read returned 0).
     pub fn handle_read_closed(&mut self, now: Instant) {
+        self.now = now;
         self.conn.handle_read_closed();
         self.process_events(now);
     }
@@ -106,6 +111,7 @@ impl Session {
     /// Runs the timers due at `now`: the core's (handshake, idle, keepalive)
     /// and call deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         self.conn.handle_timeout(now);
         self.process_events(now);
         let mut i = 0;
@@ -127,6 +133,9 @@ impl Session {
     /// Appends the bytes to write to the socket.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         self.conn.poll_transmit(out);
+        // Streams the core gave up on while writing (replies a vanished
+        // client can never take) end their calls.
+        self.process_events(self.now);
     }
 
     /// The earliest instant [`Session::handle_timeout`] must run.
@@ -844,6 +853,27 @@ mod tests {
         assert!(!c.streams.contains_key(&3));
         c.data(3, &echo_body("late"), true);
         assert_eq!(reply_text(c.answer(3)), "You said: late");
+    }
+
+    /// hostile `vanished_client_with_a_blocked_reply_is_closed`, at the
+    /// session: a Watch whose first answer is stuck behind a zero window
+    /// when the client goes away ends its call, and the session closes.
+    #[test]
+    fn vanished_client_with_a_blocked_reply_ends_the_call() {
+        let mut c = Client::new();
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        let req = framed(&HealthCheckRequest {
+            service: String::new(),
+        });
+        c.request(1, "/grpc.health.v1.Health/Watch", &[], false);
+        c.data(1, &req, true);
+        assert_eq!(c.answer(1).blocks.len(), 1, "HEADERS went out");
+        assert!(c.answer(1).data.is_empty(), "the status waits for credit");
+        assert_eq!(c.session.open_calls(), 1);
+        c.session.handle_read_closed(c.now);
+        c.read();
+        assert_eq!(c.session.open_calls(), 0);
+        assert!(c.session.is_closed());
     }
 
     #[test]

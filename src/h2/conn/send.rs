@@ -13,6 +13,19 @@ impl Connection {
     /// and HEADERS, then response DATA as flow control allows (at most about
     /// 64 KiB of DATA per call; call again once `out` is written).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        self.take_out(out);
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.write_data(out);
+        if self.read_closed {
+            self.drop_stalled_streams();
+            self.take_out(out);
+        }
+    }
+
+    /// Moves the queued frames to `out`.
+    fn take_out(&mut self, out: &mut Vec<u8>) {
         if out.is_empty() && out.capacity() < self.out.len() {
             // Hand our buffer over rather than copy it into one too small anyway.
             std::mem::swap(out, &mut self.out);
@@ -24,10 +37,23 @@ impl Connection {
             // Output goes out in bursts; an idle connection keeps no buffer.
             self.out = Vec::new();
         }
-        if self.phase != Phase::Open {
-            return;
+    }
+
+    /// After the peer's EOF no WINDOW_UPDATE can arrive, so a stream whose
+    /// next DATA waits for flow-control credit can never finish: reset it
+    /// (CANCEL), so the connection closes instead of holding it forever.
+    /// Runs after `write_data`, so everything the windows allow went out.
+    fn drop_stalled_streams(&mut self) {
+        let conn_blocked = self.send_window.available() == 0;
+        let stalled: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.queued > 0 && (conn_blocked || s.send_window.available() == 0))
+            .map(|(id, _)| id)
+            .collect();
+        for id in stalled {
+            self.reset_stream(id, ErrorCode::Cancel, false);
         }
-        self.write_data(out);
     }
 
     /// Starts the response on stream `id`: `:status` plus `fields` (lower-case

@@ -1022,6 +1022,43 @@ fn read_closed() {
     assert!(c.conn.is_closed());
 }
 
+/// hostile `vanished_client_with_a_blocked_reply_is_closed`: a client that
+/// sends a whole request with a zero window and then EOF can never take the
+/// reply; the stream is reset and the connection closes.
+#[test]
+fn read_closed_with_a_reply_blocked_on_flow_control() {
+    const INITIAL_WINDOW_SIZE: u16 = 4;
+    let mut c = Client::ready(limits());
+    c.send(&settings(&[(INITIAL_WINDOW_SIZE, 0)]));
+    c.send(&request(1, true));
+    c.send(&request(3, true));
+    c.events();
+    c.read();
+    for id in [1, 3] {
+        c.conn.send_headers(id, 200, &[], false).unwrap();
+        c.conn
+            .send_data(id, Bytes::from_static(b"blocked"), false)
+            .unwrap();
+    }
+    c.conn.send_trailers(1, &[(b"grpc-status", b"0")]).unwrap();
+    // Before EOF the replies simply wait for WINDOW_UPDATE.
+    assert!(c.read().iter().all(|f| f.kind == kind::HEADERS));
+    assert!(!c.conn.is_closed());
+    c.conn.handle_read_closed();
+    let out = c.read();
+    let rst: Vec<u32> = out
+        .iter()
+        .filter(|f| f.kind == kind::RST_STREAM && f.code() == ErrorCode::Cancel.to_u32())
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(rst, [1, 3], "{out:?}");
+    assert!(matches!(
+        c.events().as_slice(),
+        [Event::Reset { id: 1, .. }, Event::Reset { id: 3, .. }]
+    ));
+    assert!(c.conn.is_closed());
+}
+
 // ---- timers ----
 
 #[test]

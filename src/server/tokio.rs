@@ -1,7 +1,7 @@
 //! echo-server on tonic and a single-threaded tokio runtime.
 
-use crate::config::Config;
 use super::ServeError;
+use crate::config::Config;
 
 /// Placeholder until the tokio driver lands.
 pub fn run(_config: Config) -> Result<(), ServeError> {

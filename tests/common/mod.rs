@@ -176,10 +176,12 @@ pub fn parse_listen_addr(log: &str) -> Option<SocketAddr> {
 }
 
 /// Removes every `ECHO_*` variable the test runner may have inherited, so
-/// only what a test sets reaches the server.
+/// only what a test sets reaches the server, and any proxy setting, so
+/// third-party clients talk to the loopback server directly.
 pub fn clear_echo_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("ECHO_") {
+        let k = key.to_string_lossy().to_ascii_lowercase();
+        if k.starts_with("echo_") || k.ends_with("_proxy") {
             cmd.env_remove(key);
         }
     }

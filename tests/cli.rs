@@ -163,6 +163,16 @@ fn idle_connection_does_not_hold_up_shutdown() {
         .read_frame(Duration::from_secs(10))
         .expect("server SETTINGS");
     assert_eq!(first.ty, common::raw::ty::SETTINGS);
+    // The client stays responsive (answers the PINGs a graceful GOAWAY may
+    // use) until the server closes the connection.
+    let client = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while conn
+            .read_frame(deadline.saturating_duration_since(std::time::Instant::now()))
+            .is_some()
+        {}
+        conn.seen
+    });
     server.sigterm();
     // Well before the 30 s drain limit: nothing is in flight.
     let status = server.wait_exit(Duration::from_secs(10));
@@ -171,6 +181,11 @@ fn idle_connection_does_not_hold_up_shutdown() {
         Some(0),
         "log:\n{}",
         server.log()
+    );
+    let seen = client.join().expect("client thread");
+    assert!(
+        seen.iter().any(|f| f.ty == common::raw::ty::GOAWAY),
+        "no GOAWAY before the close: {seen:?}"
     );
 }
 

@@ -377,3 +377,47 @@ async fn max_connections_refuses_extra_and_keeps_existing() {
         "You said: two again"
     );
 }
+
+#[tokio::test]
+async fn health_watch_turns_not_serving_on_shutdown() {
+    // A Watch stream open across SIGTERM sees the drain: SERVING, then
+    // NOT_SERVING. The open stream is itself in flight, so the drain runs
+    // to its (short) limit and the server still exits 0.
+    let mut server = Server::start(&["--drain-timeout", "2s"]);
+    let mut health = HealthClient::new(grpc::channel(&server.url()).await);
+    let mut stream = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        next_status(&mut stream).await,
+        ServingStatus::Serving as i32
+    );
+    server.sigterm();
+    assert_eq!(
+        next_status(&mut stream).await,
+        ServingStatus::NotServing as i32
+    );
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let status = server.wait_exit(Duration::from_secs(15));
+        (status, server.log())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "log:\n{log}");
+}
+
+/// The next health Watch status, within a bounded wait.
+async fn next_status(
+    stream: &mut tonic::Streaming<lean_grpc::proto::health::HealthCheckResponse>,
+) -> i32 {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("Watch message in time")
+        .expect("Watch stream ok")
+        .expect("Watch sent a message")
+        .status
+}

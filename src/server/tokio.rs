@@ -479,11 +479,120 @@ impl Echo for EchoService {
     }
 }
 
+/// A request body that checks each gRPC message's length prefix against
+/// `max-message-size` as the bytes arrive, and fails the call with
+/// RESOURCE_EXHAUSTED before buffering an oversized message. (tonic's own
+/// check, kept as a second line, would answer OUT_OF_RANGE.)
+struct LimitedBody {
+    inner: Incoming,
+    /// Largest message allowed, in bytes after the 5-byte prefix.
+    limit: usize,
+    /// Where the message framing is at in the bytes seen so far.
+    framing: Framing,
+    /// Set after the limit was exceeded: the body yields nothing more.
+    failed: bool,
+}
+
+impl LimitedBody {
+    fn new(inner: Incoming, limit: usize) -> LimitedBody {
+        LimitedBody {
+            inner,
+            limit,
+            framing: Framing::default(),
+            failed: false,
+        }
+    }
+}
+
+/// Tracks gRPC message framing (1 flag byte, 4-byte big-endian length,
+/// payload) across arbitrarily split DATA chunks.
+#[derive(Default)]
+struct Framing {
+    /// The current message's prefix, while it is being read.
+    prefix: [u8; 5],
+    /// Prefix bytes read so far (0..=4 between chunks).
+    prefix_len: usize,
+    /// Payload bytes of the current message still to come.
+    remaining: usize,
+}
+
+impl Framing {
+    /// Follows the framing through one chunk; returns the length of the
+    /// first message announced as longer than `limit`, if any.
+    fn check(&mut self, mut chunk: &[u8], limit: usize) -> Option<usize> {
+        while !chunk.is_empty() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(chunk.len());
+                self.remaining -= take;
+                chunk = chunk.get(take..).unwrap_or_default();
+                continue;
+            }
+            let take = (5 - self.prefix_len).min(chunk.len());
+            let (head, rest) = chunk.split_at(take);
+            if let Some(dst) = self.prefix.get_mut(self.prefix_len..self.prefix_len + take) {
+                dst.copy_from_slice(head);
+            }
+            self.prefix_len += take;
+            chunk = rest;
+            if self.prefix_len == 5 {
+                self.prefix_len = 0;
+                let [_flag, a, b, c, d] = self.prefix;
+                let len = u32::from_be_bytes([a, b, c, d]) as usize;
+                if len > limit {
+                    return Some(len);
+                }
+                self.remaining = len;
+            }
+        }
+        None
+    }
+}
+
+impl http_body::Body for LimitedBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(too_large) = frame
+            .data_ref()
+            .and_then(|data| this.framing.check(data, this.limit)) {
+            this.failed = true;
+            let status = tonic::Status::resource_exhausted(format!(
+                "message of {too_large} bytes is over the limit of {} bytes",
+                this.limit
+            ));
+            return Poll::Ready(Some(Err(status.into())));
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A routed call: the tonic service's response future, boxed.
 type RouteFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// One service's entry point, type-erased so the table can hold all of them.
-type Handler = Box<dyn Fn(Request<Incoming>) -> RouteFuture + Send + Sync>;
+type Handler = Box<dyn Fn(Request<LimitedBody>) -> RouteFuture + Send + Sync>;
 
 /// The served services by fully-qualified name (`echo.Echo`, ...).
 struct Routes(Vec<(&'static str, Handler)>);
@@ -492,7 +601,7 @@ impl Routes {
     /// Adds a tonic service under its [`NamedService::NAME`].
     fn add<S>(&mut self, service: S)
     where
-        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        S: Service<Request<LimitedBody>, Response = Response<Body>, Error = Infallible>
             + NamedService
             + Clone
             + Send
@@ -500,7 +609,7 @@ impl Routes {
             + 'static,
         S::Future: Send + 'static,
     {
-        let handler = move |request: Request<Incoming>| -> RouteFuture {
+        let handler = move |request: Request<LimitedBody>| -> RouteFuture {
             let mut service = service.clone();
             Box::pin(async move {
                 let Ok(()) = poll_fn(|cx| service.poll_ready(cx)).await;
@@ -513,7 +622,7 @@ impl Routes {
 
     /// Calls the service named in `:path` (`/package.Service/Method`), or
     /// answers UNIMPLEMENTED.
-    fn call(&self, request: Request<Incoming>) -> RouteFuture {
+    fn call(&self, request: Request<LimitedBody>) -> RouteFuture {
         let name = request
             .uri()
             .path()
@@ -591,7 +700,11 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .map(|timeout| Instant::now() + timeout);
-        let call = self.shared.routes.call(request);
+        let limit = self.shared.config.max_message_size;
+        let call = self
+            .shared
+            .routes
+            .call(request.map(|body| LimitedBody::new(body, limit)));
         Box::pin(async move {
             let response = match deadline {
                 None => call.await,
@@ -731,5 +844,91 @@ impl http_body::Body for CallBody {
 
     fn is_end_stream(&self) -> bool {
         self.guard.is_none() || self.inner.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout(b"2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout(b"3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_grpc_timeout(b"250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout(b"1n"), Some(Duration::from_nanos(1)));
+        assert_eq!(
+            parse_grpc_timeout(b"99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+    }
+
+    #[test]
+    fn malformed_grpc_timeouts_are_ignored() {
+        for bad in [&b""[..], b"S", b"123456789S", b"10x", b"-1S", b"1.5S", b" 1S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let check = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_grpc(&h)
+        };
+        assert!(check("application/grpc"));
+        assert!(check("application/grpc+proto"));
+        assert!(check("application/grpc;charset=utf-8"));
+        assert!(!check("application/grpcx"));
+        assert!(!check("application/json"));
+        assert!(!is_grpc(&HeaderMap::new()));
+    }
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.resize(5 + len as usize, b'x');
+        m
+    }
+
+    #[test]
+    fn framing_allows_messages_up_to_the_limit() {
+        let mut framing = Framing::default();
+        let mut stream = message(10);
+        stream.extend(message(0));
+        stream.extend(message(10));
+        assert_eq!(framing.check(&stream, 10), None);
+        assert_eq!((framing.prefix_len, framing.remaining), (0, 0));
+    }
+
+    #[test]
+    fn framing_catches_an_oversized_prefix_split_across_chunks() {
+        let mut stream = message(4);
+        stream.extend_from_slice(&[0, 0, 0, 0x01, 0x00]); // announces 256 bytes
+        for split in 0..stream.len() {
+            let mut framing = Framing::default();
+            let (a, b) = stream.split_at(split);
+            let found = framing.check(a, 255).or_else(|| framing.check(b, 255));
+            assert_eq!(found, Some(256), "split at {split}");
+        }
+        // Byte by byte as well.
+        let mut framing = Framing::default();
+        let found = stream.chunks(1).find_map(|c| framing.check(c, 255));
+        assert_eq!(found, Some(256));
+    }
+
+    #[test]
+    fn slots_are_bounded_and_given_back() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let a = Slot::take(&count, 2);
+        let b = Slot::take(&count, 2);
+        assert!(a.is_some() && b.is_some());
+        assert!(Slot::take(&count, 2).is_none());
+        drop(a);
+        assert!(Slot::take(&count, 2).is_some());
+        assert_eq!(count.load(Ordering::Relaxed), 1);
     }
 }

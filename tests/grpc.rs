@@ -282,6 +282,14 @@ async fn expired_deadline_is_deadline_exceeded() {
 async fn sigterm_lets_an_in_flight_call_finish_then_exits_zero() {
     let mut server = Server::start(&["--drain-timeout", "10s"]);
     let channel = grpc::channel(&server.url()).await;
+    // A first call makes sure the connection is up before the slow call
+    // starts, so its HEADERS reach the server well before the SIGTERM.
+    let warm = grpc::raw_unary(
+        channel.clone(),
+        "/echo.Echo/Reply",
+        EchoRequestBytes::of("warm"),
+    );
+    assert!(warm.await.is_ok());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let call = tokio::spawn(async move {
         let mut grpc = tonic::client::Grpc::new(channel);

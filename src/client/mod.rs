@@ -41,13 +41,24 @@ impl ClientError {
         }
     }
 
-    /// The error for a non-OK status. Statuses tonic synthesises for broken
-    /// connections carry the transport's reason as their message.
+    /// The error for a non-OK status.
+    ///
+    /// A status the server sent has no error source. One that tonic made up
+    /// because the connection failed (reset, GOAWAY, e.g. the server's
+    /// connection limit) has one, and tonic labels it UNKNOWN or CANCELLED
+    /// with a vague message; it becomes UNAVAILABLE with the innermost cause.
     pub fn from_status(status: &tonic::Status) -> ClientError {
-        ClientError {
-            code: Code::from_i32(status.code() as i32),
-            message: status.message().to_owned(),
-            addr: None,
+        match std::error::Error::source(status) {
+            Some(source) => ClientError {
+                code: Code::Unavailable,
+                message: reason(source),
+                addr: None,
+            },
+            None => ClientError {
+                code: Code::from_i32(status.code() as i32),
+                message: status.message().to_owned(),
+                addr: None,
+            },
         }
     }
 }
@@ -187,6 +198,14 @@ mod tests {
         assert_eq!(e.to_string(), "RESOURCE_EXHAUSTED: message too large");
         let bare = ClientError::from_status(&tonic::Status::unimplemented(""));
         assert_eq!(bare.to_string(), "UNIMPLEMENTED");
+    }
+
+    #[test]
+    fn transport_failures_become_unavailable() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(std::io::Error::other(reset)));
+        let e = ClientError::from_status(&status);
+        assert_eq!(e.to_string(), "UNAVAILABLE: connection reset");
     }
 
     #[test]

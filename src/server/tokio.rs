@@ -309,6 +309,11 @@ async fn serve_connection(
     // With idle-timeout off this timer is never polled.
     let idle = tokio::time::sleep(config.idle_timeout.unwrap_or(NEVER));
     tokio::pin!(idle);
+    // Once GOAWAY is sent, a peer that keeps its streams open (or never acks
+    // hyper's shutdown PING) is cut off after drain-timeout, so it cannot
+    // hold a connection slot forever.
+    let grace = tokio::time::sleep(NEVER);
+    tokio::pin!(grace);
     let mut closing = false;
 
     loop {
@@ -336,6 +341,7 @@ async fn serve_connection(
                     Some(idle_for) if idle_for >= limit => {
                         crate::debug!("{peer}: idle for {}, closing", crate::config::show_duration(limit));
                         conn.as_mut().graceful_shutdown();
+                        grace.as_mut().reset(Instant::now() + config.drain_timeout);
                         closing = true;
                     }
                     // Busy, or idle for less: look again when it could first expire.
@@ -347,7 +353,13 @@ async fn serve_connection(
                 // A dropped sender also means "stop".
                 let _ = changed;
                 conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + config.drain_timeout);
                 closing = true;
+            }
+            _ = &mut grace, if closing => {
+                crate::debug!("{peer}: still open {} after GOAWAY, dropping it",
+                    crate::config::show_duration(config.drain_timeout));
+                return;
             }
         }
     }

@@ -120,7 +120,10 @@ where
     let target = Target { addr, timeout };
     if subcommand.as_deref() == Some("health") {
         if !words.is_empty() {
-            return Err(format!("health takes no MESSAGE (got '{}')", words.join(" ")));
+            return Err(format!(
+                "health takes no MESSAGE (got '{}')",
+                words.join(" ")
+            ));
         }
         return Ok(Command::Health {
             target,
@@ -168,15 +171,27 @@ mod tests {
 
     #[test]
     fn defaults_send_hello_world() {
-        assert_eq!(parse(Vec::<String>::new()), Ok(echo(DEFAULT_ADDR, 5, "Hello World!")));
+        assert_eq!(
+            parse(Vec::<String>::new()),
+            Ok(echo(DEFAULT_ADDR, 5, "Hello World!"))
+        );
     }
 
     #[test]
     fn message_words_are_joined_and_empty_message_is_kept() {
-        assert_eq!(parse(["hi", "there"]), Ok(echo(DEFAULT_ADDR, 5, "hi there")));
+        assert_eq!(
+            parse(["hi", "there"]),
+            Ok(echo(DEFAULT_ADDR, 5, "hi there"))
+        );
         assert_eq!(parse([""]), Ok(echo(DEFAULT_ADDR, 5, "")));
-        assert_eq!(parse(["echo", "health"]), Ok(echo(DEFAULT_ADDR, 5, "health")));
-        assert_eq!(parse(["hi", "health"]), Ok(echo(DEFAULT_ADDR, 5, "hi health")));
+        assert_eq!(
+            parse(["echo", "health"]),
+            Ok(echo(DEFAULT_ADDR, 5, "health"))
+        );
+        assert_eq!(
+            parse(["hi", "health"]),
+            Ok(echo(DEFAULT_ADDR, 5, "hi health"))
+        );
     }
 
     #[test]
@@ -191,7 +206,10 @@ mod tests {
                 message: "x".into()
             })
         );
-        assert_eq!(parse(["--addr=http://pi:1", "y"]), Ok(echo("http://pi:1", 5, "y")));
+        assert_eq!(
+            parse(["--addr=http://pi:1", "y"]),
+            Ok(echo("http://pi:1", 5, "y"))
+        );
     }
 
     #[test]

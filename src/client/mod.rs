@@ -41,13 +41,32 @@ impl ClientError {
         }
     }
 
-    /// The error for a non-OK status. Statuses tonic synthesises for broken
-    /// connections carry the transport's reason as their message.
+    /// The error for a non-OK status.
+    ///
+    /// A status the server sent has no error source. One that tonic made up
+    /// because the connection failed (reset, GOAWAY, e.g. the server's
+    /// connection limit) has one, and tonic labels it UNKNOWN or CANCELLED
+    /// with a vague message; it becomes UNAVAILABLE with the innermost cause.
     pub fn from_status(status: &tonic::Status) -> ClientError {
-        ClientError {
-            code: Code::from_i32(status.code() as i32),
-            message: status.message().to_owned(),
-            addr: None,
+        if caused_by::<tonic::TimeoutExpired>(status) {
+            // tonic's own enforcement of the deadline we sent as grpc-timeout.
+            return ClientError {
+                code: Code::DeadlineExceeded,
+                message: "no reply within the deadline".into(),
+                addr: None,
+            };
+        }
+        match std::error::Error::source(status) {
+            Some(source) => ClientError {
+                code: Code::Unavailable,
+                message: reason(source),
+                addr: None,
+            },
+            None => ClientError {
+                code: Code::from_i32(status.code() as i32),
+                message: status.message().to_owned(),
+                addr: None,
+            },
         }
     }
 }
@@ -88,7 +107,10 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientErr
         Ok(Err(e)) => Err(ClientError::connection(Code::Unavailable, reason(&e), &uri)),
         Err(_) => Err(ClientError::connection(
             Code::DeadlineExceeded,
-            format!("not connected within {}", crate::config::show_duration(timeout)),
+            format!(
+                "not connected within {}",
+                crate::config::show_duration(timeout)
+            ),
             &uri,
         )),
     }
@@ -143,6 +165,18 @@ async fn with_deadline<T>(
     }
 }
 
+/// Whether `E` is somewhere in the source chain of `e`.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<E>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// The innermost cause of an error, phrased for a person: an I/O error's
 /// kind ("connection refused") rather than its OS wording and number.
 fn reason(e: &(dyn std::error::Error + 'static)) -> String {
@@ -175,8 +209,15 @@ mod tests {
 
     #[test]
     fn formats_connection_errors_with_address() {
-        let e = ClientError::connection(Code::Unavailable, "connection refused", "http://127.0.0.1:1");
-        assert_eq!(e.to_string(), "UNAVAILABLE: connection refused (http://127.0.0.1:1)");
+        let e = ClientError::connection(
+            Code::Unavailable,
+            "connection refused",
+            "http://127.0.0.1:1",
+        );
+        assert_eq!(
+            e.to_string(),
+            "UNAVAILABLE: connection refused (http://127.0.0.1:1)"
+        );
     }
 
     #[test]
@@ -187,6 +228,19 @@ mod tests {
         assert_eq!(e.to_string(), "RESOURCE_EXHAUSTED: message too large");
         let bare = ClientError::from_status(&tonic::Status::unimplemented(""));
         assert_eq!(bare.to_string(), "UNIMPLEMENTED");
+    }
+
+    #[test]
+    fn transport_failures_become_unavailable() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(std::io::Error::other(reset)));
+        let e = ClientError::from_status(&status);
+        assert_eq!(e.to_string(), "UNAVAILABLE: connection reset");
+        let expired = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(
+            ClientError::from_status(&expired).code,
+            Code::DeadlineExceeded
+        );
     }
 
     #[test]
@@ -216,6 +270,9 @@ mod tests {
         let result = rt.block_on(connect(&addr, Duration::from_secs(5)));
         let e = result.expect_err("connected to a closed port");
         assert_eq!(e.code, Code::Unavailable, "{e}");
-        assert_eq!(e.to_string(), format!("UNAVAILABLE: connection refused (http://{addr})"));
+        assert_eq!(
+            e.to_string(),
+            format!("UNAVAILABLE: connection refused (http://{addr})")
+        );
     }
 }

@@ -77,17 +77,28 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         .enable_time()
         .build()
         .map_err(ServeError::Io)?;
-    runtime.block_on(serve(config))
+    runtime.block_on(async {
+        // Signal handlers first: a SIGTERM right after the startup line must
+        // be a graceful shutdown, never the default "terminate".
+        let signal = shutdown_signal().map_err(ServeError::Io)?;
+        let listener = bind(&config).await?;
+        serve(listener, config, signal).await
+    })
 }
 
-/// The async body of [`run`].
-async fn serve(config: Config) -> Result<(), ServeError> {
-    // Signal handlers first: a SIGTERM right after the startup line must be a
-    // graceful shutdown, never the default "terminate".
-    let signal = shutdown_signal().map_err(ServeError::Io)?;
-    let listener = TcpListener::bind(config.listen)
+/// Binds the listening socket.
+async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(config.listen)
         .await
-        .map_err(|e| ServeError::Bind(config.listen, e))?;
+        .map_err(|e| ServeError::Bind(config.listen, e))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let bound = listener.local_addr().map_err(ServeError::Io)?;
 
     let (health, routes) = routes(&config).await?;
@@ -102,7 +113,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     super::log_startup(bound, &shared.config);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    accept_loop(listener, &shared, stop_rx, signal).await;
+    accept_loop(listener, &shared, stop_rx, shutdown).await;
 
     // Shutdown: health first, so probes see NOT_SERVING while we drain.
     super::log_shutdown_started(&shared.config);
@@ -309,6 +320,11 @@ async fn serve_connection(
     // With idle-timeout off this timer is never polled.
     let idle = tokio::time::sleep(config.idle_timeout.unwrap_or(NEVER));
     tokio::pin!(idle);
+    // Once GOAWAY is sent, a peer that keeps its streams open (or never acks
+    // hyper's shutdown PING) is cut off after drain-timeout, so it cannot
+    // hold a connection slot forever.
+    let grace = tokio::time::sleep(NEVER);
+    tokio::pin!(grace);
     let mut closing = false;
 
     loop {
@@ -336,6 +352,7 @@ async fn serve_connection(
                     Some(idle_for) if idle_for >= limit => {
                         crate::debug!("{peer}: idle for {}, closing", crate::config::show_duration(limit));
                         conn.as_mut().graceful_shutdown();
+                        grace.as_mut().reset(Instant::now() + config.drain_timeout);
                         closing = true;
                     }
                     // Busy, or idle for less: look again when it could first expire.
@@ -347,7 +364,13 @@ async fn serve_connection(
                 // A dropped sender also means "stop".
                 let _ = changed;
                 conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + config.drain_timeout);
                 closing = true;
+            }
+            _ = &mut grace, if closing => {
+                crate::debug!("{peer}: still open {} after GOAWAY, dropping it",
+                    crate::config::show_duration(config.drain_timeout));
+                return;
             }
         }
     }
@@ -475,7 +498,9 @@ impl Echo for EchoService {
         &self,
         request: tonic::Request<EchoRequest>,
     ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Ok(tonic::Response::new(crate::service::reply(request.get_ref())))
+        Ok(tonic::Response::new(crate::service::reply(
+            request.get_ref(),
+        )))
     }
 }
 
@@ -568,7 +593,8 @@ impl http_body::Body for LimitedBody {
         };
         if let Some(too_large) = frame
             .data_ref()
-            .and_then(|data| this.framing.check(data, this.limit)) {
+            .and_then(|data| this.framing.check(data, this.limit))
+        {
             this.failed = true;
             let status = tonic::Status::resource_exhausted(format!(
                 "message of {too_large} bytes is over the limit of {} bytes",
@@ -641,7 +667,9 @@ impl Routes {
 
 /// Builds every served service with the configured message limits; returns
 /// the health reporter so shutdown can flip it to NOT_SERVING.
-async fn routes(config: &Config) -> Result<(tonic_health::server::HealthReporter, Routes), ServeError> {
+async fn routes(
+    config: &Config,
+) -> Result<(tonic_health::server::HealthReporter, Routes), ServeError> {
     let decode = config.max_message_size;
     let encode = decode.saturating_add(REPLY_SLACK);
     let mut routes = Routes(Vec::new());
@@ -693,7 +721,9 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = CallGuard::new(&self.shared.calls, &self.conn);
         if !is_grpc(request.headers()) {
-            return Box::pin(async move { Ok(unsupported_media_type().map(|b| CallBody::new(b, guard, None))) });
+            return Box::pin(async move {
+                Ok(unsupported_media_type().map(|b| CallBody::new(b, guard, None)))
+            });
         }
         let deadline = request
             .headers()
@@ -735,8 +765,8 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 
 /// HTTP 415, as the gRPC spec asks for a request that is not gRPC.
 fn unsupported_media_type() -> Response<Body> {
-    let mut response = tonic::Status::internal("content-type must be application/grpc")
-        .into_http::<Body>();
+    let mut response =
+        tonic::Status::internal("content-type must be application/grpc").into_http::<Body>();
     *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
     response
 }
@@ -831,8 +861,14 @@ impl http_body::Body for CallBody {
         if expired {
             this.guard = None;
             let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from(tonic::Code::DeadlineExceeded as i32));
-            trailers.insert("grpc-message", HeaderValue::from_static("deadline exceeded"));
+            trailers.insert(
+                "grpc-status",
+                HeaderValue::from(tonic::Code::DeadlineExceeded as i32),
+            );
+            trailers.insert(
+                "grpc-message",
+                HeaderValue::from_static("deadline exceeded"),
+            );
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
@@ -856,7 +892,10 @@ mod tests {
         assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout(b"2M"), Some(Duration::from_secs(120)));
         assert_eq!(parse_grpc_timeout(b"3S"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_grpc_timeout(b"250m"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
         assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
         assert_eq!(parse_grpc_timeout(b"1n"), Some(Duration::from_nanos(1)));
         assert_eq!(
@@ -867,8 +906,21 @@ mod tests {
 
     #[test]
     fn malformed_grpc_timeouts_are_ignored() {
-        for bad in [&b""[..], b"S", b"123456789S", b"10x", b"-1S", b"1.5S", b" 1S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"10x",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
+            assert_eq!(
+                parse_grpc_timeout(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -930,5 +982,151 @@ mod tests {
         drop(a);
         assert!(Slot::take(&count, 2).is_some());
         assert_eq!(count.load(Ordering::Relaxed), 1);
+    }
+}
+
+/// The driver end to end, in-process: a real server on a loopback port and
+/// the crate's tonic client, for what the unit tests above cannot show.
+#[cfg(all(test, feature = "client"))]
+mod served {
+    use super::*;
+    use crate::client::{self, ClientError};
+    use crate::status::Code;
+
+    /// Runs `test` against a server started with `config` (listening on
+    /// 127.0.0.1:0), then shuts the server down and checks it returned Ok.
+    fn with_server<F, Fut>(mut config: Config, test: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.drain_timeout = Duration::from_secs(2);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let listener = bind(&config).await.expect("bind");
+            let addr = listener.local_addr().expect("addr").to_string();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = serve(listener, config, async {
+                let _ = stopped.await;
+            });
+            let test = async {
+                test(addr).await;
+                let _ = stop.send(());
+            };
+            let (served, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+                tokio::join!(server, test)
+            })
+            .await
+            .expect("test finished in time");
+            served.expect("server returned Ok");
+        });
+    }
+
+    async fn echo(addr: &str, message: &str) -> Result<String, ClientError> {
+        let channel = client::connect(addr, Duration::from_secs(5)).await?;
+        client::echo(channel, message, Duration::from_secs(5)).await
+    }
+
+    #[test]
+    fn echoes_and_reports_health() {
+        with_server(Config::default(), |addr| async move {
+            assert_eq!(echo(&addr, "hi").await, Ok("You said: hi".into()));
+            let channel = client::connect(&addr, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let status = client::health(channel, "echo.Echo", Duration::from_secs(5)).await;
+            assert_eq!(status.map(|s| s.as_str_name()), Ok("SERVING"));
+        });
+    }
+
+    #[test]
+    fn oversized_message_is_resource_exhausted() {
+        let config = Config {
+            max_message_size: 100,
+            ..Config::default()
+        };
+        with_server(config, |addr| async move {
+            // 98 bytes of text is a 100-byte message: allowed; 99 is not.
+            let ok = echo(&addr, &"a".repeat(98)).await;
+            assert!(ok.is_ok(), "{ok:?}");
+            let err = echo(&addr, &"a".repeat(99))
+                .await
+                .expect_err("over the limit");
+            assert_eq!(err.code, Code::ResourceExhausted, "{err}");
+        });
+    }
+
+    /// A request whose message arrives after its `grpc-timeout` must get
+    /// DEADLINE_EXCEEDED from the server when the deadline passes (tonic
+    /// alone would say CANCELLED). tonic's client enforces `grpc-timeout`
+    /// itself, so this speaks plain HTTP/2 through hyper's client.
+    #[test]
+    fn late_request_is_deadline_exceeded() {
+        with_server(Config::default(), |addr| async move {
+            let stream = TcpStream::connect(&addr).await.expect("connect");
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let request = Request::post(format!("http://{addr}/echo.Echo/Reply"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("grpc-timeout", "200m")
+                .body(LateBody(Box::pin(tokio::time::sleep(Duration::from_secs(
+                    3,
+                )))))
+                .expect("request");
+            let started = Instant::now();
+            let response = sender.send_request(request).await.expect("response");
+            let waited = started.elapsed();
+            let status = response
+                .headers()
+                .get("grpc-status")
+                .map(|v| v.as_bytes().to_vec());
+            assert_eq!(status.as_deref(), Some(&b"4"[..]), "{response:?}");
+            assert!(
+                waited >= Duration::from_millis(190),
+                "answered early: {waited:?}"
+            );
+            assert!(waited < Duration::from_secs(2), "answered late: {waited:?}");
+        });
+    }
+
+    /// A request body that sends nothing until its timer fires.
+    struct LateBody(Pin<Box<Sleep>>);
+
+    impl http_body::Body for LateBody {
+        type Data = tonic::codegen::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Infallible>>> {
+            self.0.as_mut().poll(cx).map(|()| None)
+        }
+    }
+
+    #[test]
+    fn unknown_service_is_unimplemented() {
+        with_server(Config::default(), |addr| async move {
+            let channel = client::connect(&addr, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await.expect("ready");
+            let path = http::uri::PathAndQuery::from_static("/nope.Nope/Reply");
+            let codec = tonic_prost::ProstCodec::<EchoRequest, EchoReply>::default();
+            let status = grpc
+                .unary(tonic::Request::new(EchoRequest::default()), path, codec)
+                .await
+                .expect_err("unimplemented");
+            assert_eq!(status.code(), tonic::Code::Unimplemented);
+        });
     }
 }

@@ -256,3 +256,82 @@ fn wildcard_ipv6_listen_serves_ipv4_and_ipv6_loopback() {
         assert_echo_works(&mut conn, 1, ip);
     }
 }
+
+/// The server's first SETTINGS frame as (identifier, value) pairs.
+fn server_settings(conn: &mut Conn) -> Vec<(u16, u32)> {
+    let frame = conn.read_frame(WAIT).expect("server SETTINGS");
+    assert_eq!(
+        (frame.ty, frame.flags & flag::ACK),
+        (ty::SETTINGS, 0),
+        "{frame:?}"
+    );
+    frame
+        .payload
+        .chunks_exact(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn stream_limit_is_advertised_and_enforced() {
+    let server = Server::start(&["--max-concurrent-streams", "2"]);
+    let mut conn = Conn::handshake(server.addr());
+    let settings = server_settings(&mut conn);
+    assert!(
+        settings.contains(&(0x3, 2)),
+        "MAX_CONCURRENT_STREAMS=2 not advertised: {settings:?}"
+    );
+    // Let our SETTINGS ACK be processed, so the limit is in force.
+    std::thread::sleep(Duration::from_millis(100));
+    // Two calls left open (no body yet), then a third over the limit.
+    conn.headers(1, &grpc_headers("/echo.Echo/Reply"), false);
+    conn.headers(3, &grpc_headers("/echo.Echo/Reply"), false);
+    conn.headers(5, &grpc_headers("/echo.Echo/Reply"), false);
+    let third = conn.response(5, WAIT);
+    // RFC 9113 §5.1.2: PROTOCOL_ERROR or REFUSED_STREAM (a stream error).
+    assert!(
+        matches!(third.reset, Some(0x1) | Some(0x7)),
+        "third stream not refused: {third:?}"
+    );
+    // The two admitted calls complete.
+    for (id, text) in [(1, "one"), (3, "two")] {
+        conn.data(id, &grpc_frame(&echo_request(text.as_bytes())), true);
+        let resp = conn.response(id, WAIT);
+        assert_eq!(resp.grpc_status(), Some(0), "stream {id}: {resp:?}");
+        assert_eq!(
+            resp.data,
+            grpc_frame(&echo_request(format!("You said: {text}").as_bytes()))
+        );
+    }
+}
+
+#[test]
+fn header_list_limit_is_advertised_and_enforced() {
+    let server = Server::start(&["--max-header-list-size", "4KiB"]);
+    let mut conn = Conn::handshake(server.addr());
+    let settings = server_settings(&mut conn);
+    assert!(
+        settings.contains(&(0x6, 4096)),
+        "MAX_HEADER_LIST_SIZE=4096 not advertised: {settings:?}"
+    );
+    let big = "v".repeat(8192);
+    let mut fields = grpc_headers("/echo.Echo/Reply");
+    fields.push(("x-big", &big));
+    conn.headers(1, &fields, false);
+    conn.data(1, &grpc_frame(&echo_request(b"too many headers")), true);
+    let resp = conn.response(1, WAIT);
+    // Refused one way or another (431, a gRPC error, a reset, or the
+    // connection closed), but never answered as a normal call.
+    assert!(
+        resp.grpc_status() != Some(0) && resp.data.is_empty(),
+        "{resp:?}"
+    );
+    // The server itself is fine.
+    let mut fresh = Conn::handshake(server.addr());
+    assert_echo_works(&mut fresh, 1, "small headers");
+}

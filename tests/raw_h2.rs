@@ -335,3 +335,43 @@ fn header_list_limit_is_advertised_and_enforced() {
     let mut fresh = Conn::handshake(server.addr());
     assert_echo_works(&mut fresh, 1, "small headers");
 }
+
+#[test]
+fn silent_connection_is_closed_after_the_handshake_timeout() {
+    let server = Server::start(&["--handshake-timeout", "1s"]);
+    let started = std::time::Instant::now();
+    let mut conn = Conn::connect(server.addr());
+    // Send nothing at all: no preface.
+    assert!(
+        conn.wait_closed(WAIT),
+        "silent connection still open after {WAIT:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed too early: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn idle_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "1s"]);
+    let mut conn = Conn::handshake(server.addr());
+    assert_echo_works(&mut conn, 1, "then idle");
+    let started = std::time::Instant::now();
+    // Keep reading (and answering PINGs) until the server hangs up.
+    let deadline = started + WAIT;
+    let mut goaway = false;
+    while let Some(frame) =
+        conn.read_frame(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        goaway |= frame.ty == ty::GOAWAY;
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < WAIT, "idle connection not closed within {WAIT:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed too early: {elapsed:?}"
+    );
+    assert!(goaway, "idle close without GOAWAY: {:?}", conn.seen);
+}

@@ -375,3 +375,41 @@ fn idle_connection_is_closed_after_the_idle_timeout() {
     );
     assert!(goaway, "idle close without GOAWAY: {:?}", conn.seen);
 }
+
+#[test]
+fn keepalive_closes_a_peer_that_never_acks_and_keeps_one_that_does() {
+    let args = [
+        "--keepalive-interval",
+        "500ms",
+        "--keepalive-timeout",
+        "500ms",
+    ];
+    let server = Server::start(&args);
+
+    // A peer that answers PINGs (read_frame acks them) stays connected.
+    let mut lively = Conn::handshake(server.addr());
+    let until = std::time::Instant::now() + Duration::from_millis(2500);
+    let mut pings = 0;
+    while let Some(frame) =
+        lively.read_frame(until.saturating_duration_since(std::time::Instant::now()))
+    {
+        assert_ne!(frame.ty, ty::GOAWAY, "a responsive peer was sent GOAWAY");
+        pings += usize::from(frame.ty == ty::PING && frame.flags & flag::ACK == 0);
+    }
+    assert!(
+        std::time::Instant::now() >= until,
+        "responsive peer was disconnected"
+    );
+    assert!(
+        pings >= 1,
+        "no keepalive PING in 2.5 s with a 500 ms interval"
+    );
+    assert_echo_works(&mut lively, 1, "kept alive");
+
+    // A peer that reads nothing and so never acks is closed.
+    let mut silent = Conn::handshake(server.addr());
+    assert!(
+        silent.wait_closed(WAIT),
+        "peer that never acks PINGs still connected"
+    );
+}

@@ -2,7 +2,7 @@
 //! Message-Length Message` (1 + 4 bytes big-endian, then the message).
 //!
 //! [`Decoder`] is fed the DATA payloads of one request stream as they arrive
-//! ([`Decoder::push`]) and hands out complete messages ([`Decoder::next`]):
+//! ([`Decoder::push`]) and hands out complete messages ([`Decoder::next_message`]):
 //! a message may span many DATA frames and one frame may hold many messages.
 //! The length in the prefix is checked against the size bound *before* any
 //! of the body is buffered, so a client cannot make the server hold more
@@ -48,7 +48,7 @@ impl Decoder {
         }
     }
 
-    /// Adds the payload of one DATA frame. Call [`Decoder::next`] until it
+    /// Adds the payload of one DATA frame. Call [`Decoder::next_message`] until it
     /// returns `Ok(None)` before pushing more, so input never piles up.
     pub fn push(&mut self, data: Bytes) {
         if self.pending.is_empty() {
@@ -63,7 +63,7 @@ impl Decoder {
 
     /// The next complete message, `Ok(None)` if more input is needed, or the
     /// status the call must fail with.
-    pub fn next(&mut self) -> Result<Option<Bytes>, Status> {
+    pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
         if self.body.is_none() {
             let take = (PREFIX_LEN - self.prefix_len).min(self.pending.len());
             let head = self.pending.split_to(take);
@@ -121,14 +121,12 @@ impl Decoder {
     }
 }
 
-/// The status for a message over the bound (wording as tonic's, code from
-/// [`crate::service::TOO_LARGE`]).
+/// The status for a message over the bound: code [`crate::service::TOO_LARGE`]
+/// and the tokio flavour's wording, so both servers say the same.
 fn too_large(len: usize, max: usize) -> Status {
     Status::new(
         crate::service::TOO_LARGE,
-        format!(
-            "Error, decoded message length too large: found {len} bytes, the limit is: {max} bytes"
-        ),
+        format!("message of {len} bytes is over the limit of {max} bytes"),
     )
 }
 
@@ -165,7 +163,7 @@ mod tests {
 
     fn drain(d: &mut Decoder) -> Result<Vec<Bytes>, Status> {
         let mut out = Vec::new();
-        while let Some(m) = d.next()? {
+        while let Some(m) = d.next_message()? {
             out.push(m);
         }
         Ok(out)
@@ -218,11 +216,11 @@ mod tests {
         let mut d = Decoder::new(10);
         // Only the prefix announcing 4 GiB - 1 arrives: the error comes at once.
         d.push(Bytes::from_static(&[0, 0xFF, 0xFF, 0xFF, 0xFF]));
-        let e = d.next().unwrap_err();
+        let e = d.next_message().unwrap_err();
         assert_eq!(e.code, crate::service::TOO_LARGE);
         assert_eq!(
             e.message,
-            "Error, decoded message length too large: found 4294967295 bytes, the limit is: 10 bytes"
+            "message of 4294967295 bytes is over the limit of 10 bytes"
         );
         // Exactly the bound is fine.
         let mut d = Decoder::new(3);
@@ -234,10 +232,10 @@ mod tests {
     fn compressed_flag_without_encoding_is_internal() {
         let mut d = Decoder::new(100);
         d.push(Bytes::from_static(&[1, 0, 0, 0, 1, 7]));
-        assert_eq!(d.next().unwrap_err().code, Code::Internal);
+        assert_eq!(d.next_message().unwrap_err().code, Code::Internal);
         let mut d = Decoder::new(100);
         d.push(Bytes::from_static(&[2, 0, 0, 0, 0]));
-        assert_eq!(d.next().unwrap_err().code, Code::Internal);
+        assert_eq!(d.next_message().unwrap_err().code, Code::Internal);
     }
 
     #[test]
@@ -249,7 +247,7 @@ mod tests {
         assert_eq!(&wire[..5], &[0, 0, 0, 0, 4]);
         let mut d = Decoder::new(100);
         d.push(wire);
-        let body = d.next().unwrap().unwrap();
+        let body = d.next_message().unwrap().unwrap();
         assert_eq!(<EchoRequest as prost::Message>::decode(body).unwrap(), req);
     }
 }

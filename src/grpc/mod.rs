@@ -15,3 +15,6 @@ pub mod services;
 pub mod session;
 pub mod status;
 pub mod timeout;
+
+#[cfg(test)]
+pub(crate) mod testwire;

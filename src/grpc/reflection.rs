@@ -230,7 +230,7 @@ mod tests {
         };
         let mut d = message::Decoder::new(1 << 20);
         d.push(reflect(Bytes::from(request.encode_to_vec())).unwrap());
-        let r = pb::ServerReflectionResponse::decode(d.next().unwrap().unwrap()).unwrap();
+        let r = pb::ServerReflectionResponse::decode(d.next_message().unwrap().unwrap()).unwrap();
         assert_eq!(r.original_request.unwrap().message_request, Some(req));
         r.message_response.unwrap()
     }

@@ -8,7 +8,8 @@
 //! routing) → `on_data` (message decoding, bounded per stream) → `finish`
 //! (the reply).
 //!
-//! Answers for bad requests follow tonic 0.14, so both server flavours agree:
+//! Answers for bad requests follow tonic 0.14 (and the tokio flavour's
+//! wording where it adds its own checks), so both server flavours agree:
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -22,7 +23,7 @@
 //! | unary request with several messages | the first is answered; the others must decode (tonic drains them) |
 //! | request cut mid-message | INTERNAL "Unexpected EOF decoding stream." |
 //! | undecodable protobuf / bad UTF-8 | [`crate::service::DECODE_ERROR`] |
-//! | call not finished at its `grpc-timeout` | DEADLINE_EXCEEDED "Timeout expired" |
+//! | call not finished at its `grpc-timeout` | DEADLINE_EXCEEDED "deadline exceeded" |
 //! | malformed `grpc-timeout` | ignored (no deadline) |
 //!
 //! Errors before any reply message use one Trailers-Only HEADERS frame.
@@ -111,7 +112,7 @@ impl Session {
         while let Some(call) = self.calls.get(i) {
             if call.deadline.is_some_and(|d| d <= now) {
                 let call = self.calls.swap_remove(i);
-                let status = Status::new(crate::service::DEADLINE, "Timeout expired");
+                let status = Status::new(crate::service::DEADLINE, "deadline exceeded");
                 if call.responding {
                     self.send_status(call.id, &status);
                 } else {
@@ -145,6 +146,14 @@ impl Session {
     /// Nothing more will happen: flush what is left and close the socket.
     pub fn is_closed(&self) -> bool {
         self.conn.is_closed()
+    }
+
+    /// Calls answered whose response the core still holds, not yet all
+    /// written out (waiting for the socket or for the client's flow-control
+    /// window). The driver stops reading from a client that does not read
+    /// while these pile up, which bounds what a non-reading client costs.
+    pub fn queued_responses(&self) -> usize {
+        self.conn.open_streams().saturating_sub(self.calls.len())
     }
 
     /// Calls not yet answered (counted as abandoned if shutdown cuts them off).
@@ -251,7 +260,7 @@ impl Session {
         let mut watch = None;
         let mut replies = Vec::new();
         loop {
-            match call.decoder.next() {
+            match call.decoder.next_message() {
                 Ok(None) => break,
                 Ok(Some(msg)) => match call.method {
                     // A Watch that is already running ignores further messages.
@@ -269,7 +278,7 @@ impl Session {
                     // tonic drains extra messages of a unary call through the
                     // decoder: they are dropped, but must decode.
                     method => {
-                        if let Err(status) = call_unary(method, msg, true) {
+                        if let Err(status) = services::decode_only(method, msg) {
                             failed = Some(status);
                             break;
                         }
@@ -459,57 +468,10 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::grpc::testwire::*;
     use crate::h2::hpack;
     use crate::proto::echo::{EchoReply, EchoRequest};
     use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
-
-    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    const DATA: u8 = 0;
-    const HEADERS: u8 = 1;
-    const RST_STREAM: u8 = 3;
-    const SETTINGS: u8 = 4;
-    const PING: u8 = 6;
-    const GOAWAY: u8 = 7;
-    const END_STREAM: u8 = 1;
-    const ACK: u8 = 1;
-    const END_HEADERS: u8 = 4;
-
-    fn frame(ty: u8, flags: u8, id: u32, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len() as u32;
-        let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, ty, flags];
-        f.extend_from_slice(&id.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    /// HPACK integer with an N-bit prefix (RFC 7541 §5.1), first byte `high`.
-    fn int(out: &mut Vec<u8>, high: u8, bits: u32, mut n: usize) {
-        let max = (1usize << bits) - 1;
-        if n < max {
-            out.push(high | n as u8);
-            return;
-        }
-        out.push(high | max as u8);
-        n -= max;
-        while n >= 128 {
-            out.push((n % 128) as u8 | 0x80);
-            n /= 128;
-        }
-        out.push(n as u8);
-    }
-
-    /// A header block of "literal without indexing, new name" fields.
-    fn block(fields: &[(&str, &str)]) -> Vec<u8> {
-        let mut b = Vec::new();
-        for (name, value) in fields {
-            b.push(0);
-            int(&mut b, 0, 7, name.len());
-            b.extend_from_slice(name.as_bytes());
-            int(&mut b, 0, 7, value.len());
-            b.extend_from_slice(value.as_bytes());
-        }
-        b
-    }
 
     fn framed<M: Message>(m: &M) -> Vec<u8> {
         message::encode(m).to_vec()
@@ -545,7 +507,7 @@ mod tests {
             let mut d = Decoder::new(1 << 20);
             d.push(Bytes::from(self.data.clone()));
             let mut v = Vec::new();
-            while let Some(m) = d.next().unwrap() {
+            while let Some(m) = d.next_message().unwrap() {
                 v.push(m);
             }
             assert!(!d.is_partial(), "response ends mid-message");
@@ -708,6 +670,29 @@ mod tests {
         assert_eq!(a.grpc_status(), Some(0));
         assert_eq!(reply_text(a), "You said: Hello World!");
         assert_eq!(c.session.open_calls(), 0);
+        assert_eq!(c.session.queued_responses(), 0, "all written out");
+    }
+
+    #[test]
+    fn answered_calls_count_as_queued_until_written() {
+        let mut c = Client::new();
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "x"),
+            ("content-type", "application/grpc"),
+        ];
+        // Three whole calls fed without reading the session's output.
+        for id in [1, 3, 5] {
+            let mut f = frame(HEADERS, END_HEADERS, id, &block(&fields));
+            f.extend(frame(DATA, END_STREAM, id, &echo_body("queued")));
+            c.session.handle_input(&f, c.now);
+        }
+        assert_eq!(c.session.queued_responses(), 3);
+        c.read();
+        assert_eq!(c.session.queued_responses(), 0);
+        assert_eq!(c.streams.len(), 3);
     }
 
     #[test]
@@ -784,9 +769,10 @@ mod tests {
 
     #[test]
     fn oversize_message_rejected_on_its_prefix() {
-        let mut config = Config::default();
-        config.max_message_size = 16;
-        let mut c = Client::with(config);
+        let mut c = Client::with(Config {
+            max_message_size: 16,
+            ..Config::default()
+        });
         c.request(1, "/echo.Echo/Reply", &[], false);
         // Only the prefix of a 1 MiB message: the answer must not wait for the body.
         c.data(1, &[0, 0, 0x10, 0, 0], false);

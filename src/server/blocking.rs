@@ -48,6 +48,9 @@ const FIRST_CONN: usize = 2;
 const READ_BUF: usize = 32 * 1024;
 /// Reads per connection per wakeup, so one busy client cannot starve the rest.
 const READS_PER_WAKEUP: usize = 4;
+/// While a connection's socket is not taking our output, at most this many
+/// answered calls may wait in its session before we stop reading from it.
+const MAX_QUEUED_RESPONSES: usize = 8;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -106,14 +109,20 @@ struct Server {
 pub fn run(config: Config) -> Result<(), ServeError> {
     let listener =
         TcpListener::bind(config.listen).map_err(|e| ServeError::Bind(config.listen, e))?;
-    listener.set_nonblocking(true).map_err(ServeError::Io)?;
     let (signals, notify) = UnixStream::pair().map_err(ServeError::Io)?;
-    signals.set_nonblocking(true).map_err(ServeError::Io)?;
     notify.set_nonblocking(true).map_err(ServeError::Io)?;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let pipe = notify.try_clone().map_err(ServeError::Io)?;
         signal_hook::low_level::pipe::register(signal, pipe).map_err(ServeError::Io)?;
     }
+    serve(listener, signals, config)
+}
+
+/// Serves `listener` until a byte arrives on `signals` (written by the
+/// signal handler, or by a test) and the drain ends.
+fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(), ServeError> {
+    listener.set_nonblocking(true).map_err(ServeError::Io)?;
+    signals.set_nonblocking(true).map_err(ServeError::Io)?;
     let poller = Poller::new().map_err(ServeError::Io)?;
     poller
         .add(&listener, Event::readable(LISTENER))
@@ -279,7 +288,7 @@ impl Server {
             return;
         }
         for _ in 0..READS_PER_WAKEUP {
-            if !conn.session.wants_input() {
+            if !wants_input(conn) {
                 break;
             }
             match conn.stream.read(&mut self.buf) {
@@ -321,7 +330,7 @@ impl Server {
                 continue;
             }
             let want = Interest {
-                read: !conn.read_closed && conn.session.wants_input(),
+                read: !conn.read_closed && wants_input(conn),
                 write: !flushed,
             };
             if conn.armed != Some(want) {
@@ -349,6 +358,16 @@ impl Server {
         }
         next
     }
+}
+
+/// Whether to read more from `conn`: the session asks for input, unless the
+/// client is not reading its answers (our output is stuck in the socket)
+/// while answered calls pile up. Reading stops only in that case, so a
+/// client blocked on flow control can still send its WINDOW_UPDATEs.
+fn wants_input(conn: &Conn) -> bool {
+    let stuck = conn.written < conn.out.len();
+    conn.session.wants_input()
+        && !(stuck && conn.session.queued_responses() >= MAX_QUEUED_RESPONSES)
 }
 
 /// Writes as much pending output as the socket takes, pulling more from the
@@ -393,4 +412,192 @@ fn refuse(stream: TcpStream) {
     // `src/server/refuse.rs` is merged; until then the connection is just closed.
     let _ = stream.set_nonblocking(true);
     drop(stream);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver over real loopback sockets, with the shutdown signal
+    //! delivered through the same socket pair the signal handler writes to.
+
+    use std::net::SocketAddr;
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::grpc::testwire::*;
+    use crate::h2::hpack;
+
+    /// A server on a thread: its address, the shutdown trigger, its result.
+    struct Running {
+        addr: SocketAddr,
+        trigger: UnixStream,
+        done: mpsc::Receiver<Result<(), ServeError>>,
+    }
+
+    fn start(config: Config) -> Running {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (signals, trigger) = UnixStream::pair().unwrap();
+        let (tx, done) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(serve(listener, signals, config));
+        });
+        Running {
+            addr,
+            trigger,
+            done,
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> TcpStream {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// Reads frames until one matching `stop` arrives (or EOF); returns
+    /// every frame as (type, flags, stream, payload).
+    fn read_until(
+        s: &mut TcpStream,
+        stop: impl Fn(u8, u8, u32) -> bool,
+    ) -> Vec<(u8, u8, u32, Vec<u8>)> {
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while buf.len() >= 9 {
+                let len =
+                    usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7FFF_FFFF;
+                let f: Vec<u8> = buf.drain(..9 + len).collect();
+                let (ty, flags) = (f[3], f[4]);
+                frames.push((ty, flags, id, f[9..].to_vec()));
+                if ty == SETTINGS && flags & ACK == 0 {
+                    s.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
+                }
+                if stop(ty, flags, id) {
+                    return frames;
+                }
+            }
+            match s.read(&mut chunk) {
+                Ok(0) => return frames,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    fn echo_request(s: &mut TcpStream, id: u32, text: &str) {
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+        ];
+        let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
+            message: text.into(),
+        });
+        let mut out = frame(HEADERS, END_HEADERS, id, &block(&fields));
+        out.extend(frame(DATA, END_STREAM, id, &body));
+        s.write_all(&out).unwrap();
+    }
+
+    #[test]
+    fn echo_over_loopback_then_shutdown() {
+        let server = start(Config::default());
+        let mut s = connect(server.addr);
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        s.write_all(&hello).unwrap();
+        echo_request(&mut s, 1, "over TCP");
+        let frames = read_until(&mut s, |ty, flags, id| {
+            id == 1 && ty == HEADERS && flags & END_STREAM != 0
+        });
+        let data: Vec<u8> = frames
+            .iter()
+            .filter(|f| f.0 == DATA && f.2 == 1)
+            .flat_map(|f| f.3.clone())
+            .collect();
+        let reply = <crate::proto::echo::EchoReply as prost::Message>::decode(&data[5..]).unwrap();
+        assert_eq!(reply.message, "You said: over TCP");
+        let mut dec = hpack::Decoder::new(4096, 1 << 20);
+        let mut status = None;
+        for f in frames.iter().filter(|f| f.0 == HEADERS) {
+            dec.decode(&f.3, &mut |n, v| {
+                if n == b"grpc-status" {
+                    status = Some(v.to_vec());
+                }
+            })
+            .unwrap();
+        }
+        assert_eq!(status.as_deref(), Some(&b"0"[..]));
+
+        // "Signal": the idle connection gets GOAWAY and is closed, the
+        // listener stops accepting, and serve returns.
+        (&server.trigger).write_all(&[1]).unwrap();
+        let frames = read_until(&mut s, |ty, _, _| ty == GOAWAY);
+        assert!(frames.iter().any(|f| f.0 == GOAWAY));
+        let result = server.done.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(result.is_ok());
+        assert!(TcpStream::connect(server.addr).is_err(), "listener closed");
+    }
+
+    #[test]
+    fn drain_timeout_ends_a_stuck_call() {
+        let server = start(Config {
+            drain_timeout: Duration::from_millis(200),
+            ..Config::default()
+        });
+        let mut s = connect(server.addr);
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        // A call whose request never ends.
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+        ];
+        hello.extend(frame(HEADERS, END_HEADERS, 1, &block(&fields)));
+        s.write_all(&hello).unwrap();
+        read_until(&mut s, |ty, flags, _| ty == SETTINGS && flags & ACK != 0);
+        (&server.trigger).write_all(&[1]).unwrap();
+        let result = server.done.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(result.is_ok());
+    }
+
+    #[test]
+    fn connections_over_the_limit_are_closed() {
+        let server = start(Config {
+            max_connections: 1,
+            ..Config::default()
+        });
+        let mut first = connect(server.addr);
+        first.write_all(PREFACE).unwrap();
+        first.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        read_until(&mut first, |ty, _, _| ty == SETTINGS);
+        let mut second = connect(server.addr);
+        let mut rest = Vec::new();
+        // Closed by the server (EOF or reset) without an HTTP/2 session.
+        let _ = second.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "no HTTP/2 from a refused connection");
+        // The first one still works.
+        echo_request(&mut first, 1, "still here");
+        let frames = read_until(&mut first, |ty, flags, id| {
+            id == 1 && ty == HEADERS && flags & END_STREAM != 0
+        });
+        assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
+        (&server.trigger).write_all(&[1]).unwrap();
+        assert!(server
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .is_ok());
+    }
 }

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use common::raw::{echo_request, flag, grpc_frame, grpc_headers, ty, PREFACE};
 use common::Server;
-use hostile::{assert_served, code, frame_bytes, rss_kib, setting, settings_payload, H2, WAIT};
+use hostile::{
+    assert_served, code, fd_count, frame_bytes, rss_kib, setting, settings_payload, H2, WAIT,
+};
 
 const ECHO: &str = "/echo.Echo/Reply";
 /// gRPC status codes used below (the gRPC status-code guide).
@@ -196,7 +198,12 @@ fn bad_hpack_index_is_a_compression_error() {
     let mut h2 = H2::open(server.addr());
     // :method GET, then indexed field 126: the dynamic table is empty, so
     // only 1..=61 exist (RFC 7541 §2.3.3: out of range is a decoding error).
-    h2.frame(ty::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &[0x82, 0xfe]);
+    h2.frame(
+        ty::HEADERS,
+        flag::END_HEADERS | flag::END_STREAM,
+        1,
+        &[0x82, 0xfe],
+    );
     h2.expect_goaway(compression_error(), "HPACK index 126");
     assert_served(&server, "bad HPACK index");
 }
@@ -266,7 +273,10 @@ fn continuation_flood_is_bounded() {
         sent < (64 << 20),
         "server accepted a 64 MiB header block without closing or pushing back"
     );
-    assert_served(&server, "CONTINUATION flood (flooding connection still open)");
+    assert_served(
+        &server,
+        "CONTINUATION flood (flooding connection still open)",
+    );
     let after = rss_kib(pid);
     assert!(
         after < before + 8 * 1024,
@@ -288,8 +298,12 @@ fn continuation_flood_is_bounded() {
         // GOAWAY(ENHANCE_YOUR_CALM) or PROTOCOL_ERROR / COMPRESSION_ERROR
         // depending on where it stops decoding; none is configurable.
         assert!(
-            [code::ENHANCE_YOUR_CALM, code::PROTOCOL_ERROR, code::COMPRESSION_ERROR]
-                .contains(&g.code),
+            [
+                code::ENHANCE_YOUR_CALM,
+                code::PROTOCOL_ERROR,
+                code::COMPRESSION_ERROR
+            ]
+            .contains(&g.code),
             "{g:?}"
         );
     } else {
@@ -330,7 +344,12 @@ fn rapid_reset_is_bounded() {
         let id = 1 + 2 * i;
         let block = h2.encode(&grpc_headers(ECHO));
         bytes.extend(frame_bytes(ty::HEADERS, flag::END_HEADERS, id, &block));
-        bytes.extend(frame_bytes(ty::RST_STREAM, 0, id, &code::CANCEL.to_be_bytes()));
+        bytes.extend(frame_bytes(
+            ty::RST_STREAM,
+            0,
+            id,
+            &code::CANCEL.to_be_bytes(),
+        ));
     }
     flood(&mut h2, &bytes, Duration::from_secs(8));
     let goaway = h2.wait_goaway(Duration::from_secs(2));
@@ -374,8 +393,13 @@ fn local_error_reset_flood_is_enhance_your_calm() {
         .filter(|r| r.reset == Some(code::PROTOCOL_ERROR))
         .count()
         + 1;
+    // The runtime-free core resets exactly max-local-resets streams and
+    // answers the next one with GOAWAY. hyper's h2 counts the same way
+    // (10 resets, GOAWAY on the 11th) but drops RST_STREAM frames still
+    // queued when it goes away, so fewer may reach the wire.
+    let expected = if is_tokio() { 1..=11 } else { 10..=11 };
     assert!(
-        (10..=12).contains(&resets),
+        expected.contains(&resets),
         "{resets} streams reset before GOAWAY ({g:?}), max-local-resets is 10"
     );
     assert_served(&server, "local-error reset flood");
@@ -493,7 +517,10 @@ fn client_that_never_reads_a_large_reply_does_not_block_others() {
     let mut deaf = H2::open(server.addr());
     deaf.headers(1, &grpc_headers(ECHO), false);
     let request = grpc_frame(&echo_request(big.as_bytes()));
-    assert!(deaf.send_body(1, &request, true), "3 MiB request not accepted");
+    assert!(
+        deaf.send_body(1, &request, true),
+        "3 MiB request not accepted"
+    );
     assert_served(&server, "a zero-window and a non-reading client");
     // The zero-window stream got at most its headers, no DATA.
     let deadline = Instant::now() + Duration::from_millis(500);
@@ -507,7 +534,10 @@ fn client_that_never_reads_a_large_reply_does_not_block_others() {
     stalled.frame(ty::WINDOW_UPDATE, 0, 1, &65535u32.to_be_bytes());
     let resp = stalled.response(1, WAIT);
     assert_eq!(resp.grpc_status(), Some(OK), "{resp:?}");
-    assert_eq!(resp.data, grpc_frame(&echo_request(b"You said: zero window")));
+    assert_eq!(
+        resp.data,
+        grpc_frame(&echo_request(b"You said: zero window"))
+    );
     // The non-reading client finally reads: its reply is complete.
     let resp = deaf.response(1, Duration::from_secs(20));
     assert_eq!(
@@ -522,7 +552,11 @@ fn client_that_never_reads_a_large_reply_does_not_block_others() {
         deaf.closed
     );
     let want = grpc_frame(&echo_request(format!("You said: {big}").as_bytes()));
-    assert!(resp.data == want, "3 MiB reply differs ({} bytes)", resp.data.len());
+    assert!(
+        resp.data == want,
+        "3 MiB reply differs ({} bytes)",
+        resp.data.len()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -563,9 +597,9 @@ fn connections_over_the_cap_are_refused_with_goaway() {
     let mut c = H2::connect(server.addr());
     c.write(PREFACE);
     c.frame(ty::SETTINGS, 0, 0, &[]);
-    let g = c.wait_goaway(WAIT).unwrap_or_else(|| {
-        panic!("third connection not refused with GOAWAY: {:?}", c.log)
-    });
+    let g = c
+        .wait_goaway(WAIT)
+        .unwrap_or_else(|| panic!("third connection not refused with GOAWAY: {:?}", c.log));
     // Last-Stream-ID 0: nothing was processed, the client may retry (§6.8).
     assert_eq!((g.last_stream, g.code), (0, code::REFUSED_STREAM), "{g:?}");
     assert!(c.wait_closed(WAIT), "refused connection left open");
@@ -586,7 +620,10 @@ fn slowloris_is_closed_after_the_handshake_timeout() {
     partial.write(&PREFACE[..16]);
     let mut good = H2::open(server.addr());
     assert!(silent.wait_closed(WAIT), "silent connection left open");
-    assert!(partial.wait_closed(WAIT), "half-preface connection left open");
+    assert!(
+        partial.wait_closed(WAIT),
+        "half-preface connection left open"
+    );
     let took = start.elapsed();
     assert!(
         took >= Duration::from_millis(400),
@@ -638,7 +675,13 @@ fn call(
 fn oversize_message_is_resource_exhausted() {
     let server = Server::start(&["--max-message-size", "1KiB"]);
     let mut h2 = H2::open(server.addr());
-    let resp = call(&mut h2, 1, &[], &grpc_frame(&echo_request(&[b'x'; 2000])), true);
+    let resp = call(
+        &mut h2,
+        1,
+        &[],
+        &grpc_frame(&echo_request(&[b'x'; 2000])),
+        true,
+    );
     assert_eq!(resp.grpc_status(), Some(RESOURCE_EXHAUSTED), "{resp:?}");
     // Decided from the prefix alone: a 1 GiB announcement, no payload sent.
     let mut prefix = vec![0u8];
@@ -712,7 +755,11 @@ fn malformed_grpc_timeout_is_ignored_and_an_expired_one_is_deadline_exceeded() {
     let mut id = 1;
     for bad in ["abc", "10", "10x", "123456789S", "-1S"] {
         let resp = call(&mut h2, id, &[("grpc-timeout", bad)], &body, true);
-        assert_eq!(resp.grpc_status(), Some(OK), "grpc-timeout {bad:?}: {resp:?}");
+        assert_eq!(
+            resp.grpc_status(),
+            Some(OK),
+            "grpc-timeout {bad:?}: {resp:?}"
+        );
         id += 2;
     }
     // A 200 ms deadline on a call whose request never ends.
@@ -757,7 +804,12 @@ fn unknown_path_is_unimplemented() {
     let mut h2 = H2::open(server.addr());
     let body = grpc_frame(&echo_request(b"hi"));
     let mut id = 1;
-    for path in ["/echo.Echo/Nope", "/no.such.Service/Reply", "/", "/echo.Echo"] {
+    for path in [
+        "/echo.Echo/Nope",
+        "/no.such.Service/Reply",
+        "/",
+        "/echo.Echo",
+    ] {
         h2.headers(id, &grpc_headers(path), false);
         h2.data(id, &body, true);
         let resp = h2.response(id, WAIT);
@@ -787,7 +839,9 @@ fn sigterm_under_load_finishes_every_accepted_call() {
         let mut rest = Vec::new();
         for i in 0..CALLS {
             let id = 1 + 2 * i;
-            let body = grpc_frame(&echo_request(format!("call {c}/{i} {}", "p".repeat(200)).as_bytes()));
+            let body = grpc_frame(&echo_request(
+                format!("call {c}/{i} {}", "p".repeat(200)).as_bytes(),
+            ));
             let (first, second) = body.split_at(body.len() / 2);
             h2.headers(id, &grpc_headers(ECHO), false);
             h2.data(id, first, false);
@@ -799,13 +853,17 @@ fn sigterm_under_load_finishes_every_accepted_call() {
         rests.push(rest);
     }
     server.sigterm();
+    let signalled = Instant::now();
     let last_id = 2 * CALLS - 1;
     for (c, h2) in conns.iter_mut().enumerate() {
         let g = h2
             .wait_goaway(WAIT)
             .unwrap_or_else(|| panic!("connection {c}: no GOAWAY after SIGTERM: {:?}", h2.log));
         assert_eq!(g.code, code::NO_ERROR, "connection {c}: {g:?}");
-        assert!(g.last_stream >= last_id, "connection {c}: {g:?} drops accepted calls");
+        assert!(
+            g.last_stream >= last_id,
+            "connection {c}: {g:?} drops accepted calls"
+        );
     }
     // New connections are refused once the GOAWAYs are out.
     match TcpStream::connect_timeout(&server.addr(), Duration::from_secs(2)) {
@@ -817,7 +875,11 @@ fn sigterm_under_load_finishes_every_accepted_call() {
             late.headers(1, &grpc_headers(ECHO), false);
             late.data(1, &grpc_frame(&echo_request(b"late")), true);
             let resp = late.response(1, Duration::from_secs(3));
-            assert_ne!(resp.grpc_status(), Some(OK), "a call after SIGTERM was served");
+            assert_ne!(
+                resp.grpc_status(),
+                Some(OK),
+                "a call after SIGTERM was served"
+            );
         }
     }
     // The rest of every request arrives now, after the GOAWAY.
@@ -828,20 +890,32 @@ fn sigterm_under_load_finishes_every_accepted_call() {
     }
     for (c, h2) in conns.iter_mut().enumerate() {
         let ids: Vec<u32> = (0..CALLS).map(|i| 1 + 2 * i).collect();
-        assert!(h2.wait_all(&ids, WAIT), "connection {c}: {:?}", h2.responses);
+        assert!(
+            h2.wait_all(&ids, WAIT),
+            "connection {c}: {:?}",
+            h2.responses
+        );
         for (i, id) in ids.iter().enumerate() {
             let r = &h2.responses[id];
             let want = format!("You said: call {c}/{i} {}", "p".repeat(200));
             assert_eq!(r.grpc_status(), Some(OK), "call {c}/{i}: {r:?}");
-            assert_eq!(r.data, grpc_frame(&echo_request(want.as_bytes())), "call {c}/{i}");
+            assert_eq!(
+                r.data,
+                grpc_frame(&echo_request(want.as_bytes())),
+                "call {c}/{i}"
+            );
         }
     }
-    let start = Instant::now();
+    // Every call is answered, so the server exits 0 well within the 5 s drain.
     let status = server
-        .wait_exit(Duration::from_secs(6))
+        .wait_exit(Duration::from_secs(6).saturating_sub(signalled.elapsed()))
         .expect("server still running after the drain time");
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
-    assert!(start.elapsed() < Duration::from_secs(6));
+    let took = signalled.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "exit {took:?} after SIGTERM, drain-timeout 5s"
+    );
     drop(conns);
 }
 
@@ -889,7 +963,11 @@ fn client_disconnects_mid_request_and_mid_response_do_not_leak() {
                         };
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                         let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-                        let bytes = if (i + t) % 2 == 0 { mid_request } else { mid_response };
+                        let bytes = if (i + t) % 2 == 0 {
+                            mid_request
+                        } else {
+                            mid_response
+                        };
                         let _ = stream.write_all(bytes);
                         // Read once: the server has seen us (SETTINGS, maybe
                         // the reply's first DATA), then vanish.
@@ -900,13 +978,24 @@ fn client_disconnects_mid_request_and_mid_response_do_not_leak() {
         });
     };
     let start = Instant::now();
+    let fds_before = fd_count(pid);
     run(1000);
     assert_served(&server, "warm-up disconnects");
     thread::sleep(Duration::from_millis(300));
     let before = rss_kib(pid);
     run(ROUNDS);
     assert_served(&server, "10,000 disconnects");
-    thread::sleep(Duration::from_millis(500));
+    // Give the server a moment to notice the last disconnects.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while fd_count(pid) > fds_before + 8 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let fds_after = fd_count(pid);
+    assert!(
+        fds_after <= fds_before + 8,
+        "server holds {fds_after} file descriptors after {ROUNDS} broken calls, {fds_before} before: \
+         connections of vanished clients are never closed"
+    );
     let after = rss_kib(pid);
     assert!(
         after < before + 2048,

@@ -293,9 +293,8 @@ impl H2 {
             ty::SETTINGS if self.answer && flags & flag::ACK == 0 => {
                 for entry in payload.chunks_exact(6) {
                     if u16::from_be_bytes([entry[0], entry[1]]) == 0x4 {
-                        let new = i64::from(u32::from_be_bytes([
-                            entry[2], entry[3], entry[4], entry[5],
-                        ]));
+                        let new =
+                            i64::from(u32::from_be_bytes([entry[2], entry[3], entry[4], entry[5]]));
                         let delta = new - self.peer_initial_window;
                         self.peer_initial_window = new;
                         for w in self.stream_windows.values_mut() {
@@ -495,6 +494,13 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS line")
 }
 
+/// How many file descriptors the server has open (sockets included).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read fd dir")
+        .count()
+}
+
 /// Asserts that a normal tonic client on a fresh connection gets a correct
 /// Echo reply (retrying briefly: a just-closed connection may still hold
 /// its slot for a moment).
@@ -517,8 +523,7 @@ pub fn assert_served(server: &Server, what: &str) {
                     .connect()
                     .await
                     .map_err(|e| format!("connect: {e:?}"))?;
-                let mut client =
-                    lean_grpc::proto::echo::echo_client::EchoClient::new(channel);
+                let mut client = lean_grpc::proto::echo::echo_client::EchoClient::new(channel);
                 crate::common::grpc::reply(&mut client, &message)
                     .await
                     .map_err(|s| format!("{s:?}"))

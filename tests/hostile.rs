@@ -293,6 +293,10 @@ fn continuation_flood_is_bounded() {
             h2.closed, h2.log
         )
     });
+    eprintln!(
+        "CONTINUATION flood ({}): {g:?} after {sent} bytes",
+        lean_grpc::FLAVOUR
+    );
     if is_tokio() {
         // hyper's h2 answers an over-long header block with
         // GOAWAY(ENHANCE_YOUR_CALM) or PROTOCOL_ERROR / COMPRESSION_ERROR
@@ -321,6 +325,12 @@ fn header_list_over_the_limit_gets_431() {
     h2.headers(1, &fields, true);
     let resp = h2.response(1, WAIT);
     // RFC 9113 §10.5.1: a server MAY answer 431 (RFC 6585); both flavours do.
+    eprintln!(
+        "431 ({}): ended {}, reset {:?}",
+        lean_grpc::FLAVOUR,
+        resp.ended,
+        resp.reset
+    );
     assert_eq!(resp.status(), Some(431), "{resp:?}");
     // The connection (and its HPACK state) is intact.
     assert_echo(&mut h2, 3, "after 431");
@@ -353,6 +363,7 @@ fn rapid_reset_is_bounded() {
     }
     flood(&mut h2, &bytes, Duration::from_secs(8));
     let goaway = h2.wait_goaway(Duration::from_secs(2));
+    eprintln!("rapid reset ({}): GOAWAY {goaway:?}", lean_grpc::FLAVOUR);
     match goaway {
         Some(g) => {
             assert_eq!(g.code, code::ENHANCE_YOUR_CALM, "{g:?}");
@@ -448,6 +459,11 @@ fn control_flood(what: &str, frame: Vec<u8>, count: usize) {
     while Instant::now() < deadline && h2.goaway.is_none() && !h2.closed {
         h2.read_frame(Duration::from_millis(500));
     }
+    eprintln!(
+        "{what} ({}): {sent} bytes accepted, GOAWAY {:?}",
+        lean_grpc::FLAVOUR,
+        h2.goaway
+    );
     if let Some(g) = &h2.goaway {
         assert_eq!(g.code, code::ENHANCE_YOUR_CALM, "{what}: {g:?}");
     }
@@ -492,6 +508,11 @@ fn empty_data_flood_is_bounded() {
     // nothing and the call still completes.
     h2.data(1, &grpc_frame(&echo_request(b"after the flood")), true);
     let resp = h2.response(1, WAIT);
+    eprintln!(
+        "empty DATA flood ({}): GOAWAY {:?}",
+        lean_grpc::FLAVOUR,
+        h2.goaway
+    );
     match &h2.goaway {
         Some(g) => assert_eq!(g.code, code::ENHANCE_YOUR_CALM, "{g:?}"),
         None => {
@@ -997,6 +1018,11 @@ fn client_disconnects_mid_request_and_mid_response_do_not_leak() {
          connections of vanished clients are never closed"
     );
     let after = rss_kib(pid);
+    eprintln!(
+        "disconnects ({}): RSS {before} -> {after} KiB, fds {fds_before} -> {fds_after}, {:?}",
+        lean_grpc::FLAVOUR,
+        start.elapsed()
+    );
     assert!(
         after < before + 2048,
         "RSS grew from {before} KiB to {after} KiB over {ROUNDS} broken calls"

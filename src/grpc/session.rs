@@ -3,7 +3,7 @@
 //!
 //! The driver feeds bytes and time in and takes bytes and the next deadline
 //! out; the session turns HTTP/2 request events into calls, routes them by
-//! `:path` to [`services`](super::services) and writes each response. Where a
+//! `:path` to [`services`] and writes each response. Where a
 //! request enters: [`Session::handle_input`] → `on_headers` (checks and
 //! routing) → `on_data` (message decoding, bounded per stream) → `finish`
 //! (the reply).

@@ -39,6 +39,10 @@ use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
+use tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer;
+use tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer as AlphaReflectionServer;
+
+mod reflection;
 
 use super::refuse::REFUSAL;
 use super::ServeError;
@@ -691,19 +695,22 @@ async fn routes(
             .max_encoding_message_size(encode),
     );
 
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-    };
-    let v1 = reflection().build_v1().map_err(reflection_error)?;
-    routes.add(v1.max_decoding_message_size(decode));
-    let v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-    routes.add(v1alpha.max_decoding_message_size(decode));
+    let index = reflection::Index::new(&[
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection descriptors: {e}"))))?;
+    let index = Arc::new(index);
+    routes.add(
+        ServerReflectionServer::new(reflection::ReflectionV1(Arc::clone(&index)))
+            .max_decoding_message_size(decode),
+    );
+    routes.add(
+        AlphaReflectionServer::new(reflection::ReflectionV1Alpha(index))
+            .max_decoding_message_size(decode),
+    );
     Ok((reporter, routes))
-}
-
-fn reflection_error(e: tonic_reflection::server::Error) -> ServeError {
-    ServeError::Io(io::Error::other(format!("reflection descriptors: {e}")))
 }
 
 /// The hyper service of one connection: checks, deadline and accounting
@@ -1110,6 +1117,69 @@ mod served {
         ) -> Poll<Option<Result<Frame<Self::Data>, Infallible>>> {
             self.0.as_mut().poll(cx).map(|()| None)
         }
+    }
+
+    /// Both reflection versions answer over the wire, through tonic-reflection's generated clients.
+    #[test]
+    fn reflection_lists_services_in_both_versions() {
+        use tonic::codegen::tokio_stream::{self, StreamExt};
+        use tonic_reflection::pb::{v1, v1alpha};
+        with_server(Config::default(), |addr| async move {
+            let channel = client::connect(&addr, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let request = v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            };
+            let mut replies =
+                v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+                    .server_reflection_info(tokio_stream::once(request))
+                    .await
+                    .expect("v1 call")
+                    .into_inner();
+            let reply = replies.next().await.expect("a reply").expect("ok");
+            let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+                reply.message_response
+            else {
+                panic!("not a service list: {reply:?}");
+            };
+            let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+            assert_eq!(
+                names,
+                [
+                    "echo.Echo",
+                    "grpc.health.v1.Health",
+                    "grpc.reflection.v1.ServerReflection",
+                    "grpc.reflection.v1alpha.ServerReflection"
+                ]
+            );
+
+            let request = v1alpha::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(
+                    v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                        "echo.Echo".into(),
+                    ),
+                ),
+            };
+            let mut replies =
+                v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+                    .server_reflection_info(tokio_stream::once(request))
+                    .await
+                    .expect("v1alpha call")
+                    .into_inner();
+            let reply = replies.next().await.expect("a reply").expect("ok");
+            let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(
+                files,
+            )) = reply.message_response
+            else {
+                panic!("not a file: {reply:?}");
+            };
+            assert_eq!(files.file_descriptor_proto.len(), 1);
+        });
     }
 
     #[test]

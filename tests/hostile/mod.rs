@@ -24,6 +24,8 @@ pub mod code {
     pub const PROTOCOL_ERROR: u32 = 0x1;
     /// FLOW_CONTROL_ERROR
     pub const FLOW_CONTROL_ERROR: u32 = 0x3;
+    /// STREAM_CLOSED
+    pub const STREAM_CLOSED: u32 = 0x5;
     /// FRAME_SIZE_ERROR
     pub const FRAME_SIZE_ERROR: u32 = 0x6;
     /// REFUSED_STREAM

@@ -201,7 +201,7 @@ impl H2 {
             let room = self.send_window.min(stream_window).clamp(0, 16384) as usize;
             if room == 0 && !body.is_empty() {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if self.read_frame(left).is_none() {
+                if left.is_zero() || self.read_frame(left).is_none() {
                     return false;
                 }
                 continue;
@@ -238,8 +238,8 @@ impl H2 {
                 {
                     return
                 }
-                Some(_) => {}
-                None => panic!(
+                Some(_) if !left.is_zero() => {}
+                _ => panic!(
                     "no PING ACK (closed: {}, goaway: {:?}, frames: {:?})",
                     self.closed, self.goaway, self.log
                 ),
@@ -422,7 +422,7 @@ impl H2 {
         let deadline = Instant::now() + timeout;
         while !ids.iter().all(|id| self.is_done(*id)) {
             let left = deadline.saturating_duration_since(Instant::now());
-            if self.read_frame(left).is_none() {
+            if left.is_zero() || self.read_frame(left).is_none() {
                 return ids.iter().all(|id| self.is_done(*id));
             }
         }
@@ -441,7 +441,7 @@ impl H2 {
         let deadline = Instant::now() + timeout;
         while self.goaway.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
-            if self.read_frame(left).is_none() {
+            if left.is_zero() || self.read_frame(left).is_none() {
                 break;
             }
         }

@@ -158,11 +158,16 @@ fn sigint_exits_zero() {
 fn idle_connection_does_not_hold_up_shutdown() {
     let mut server = Server::start(&["--drain-timeout", "30s"]);
     let mut conn = common::raw::Conn::handshake(server.addr());
-    // The server's SETTINGS arrive: the connection is established and idle.
-    let first = conn
-        .read_frame(Duration::from_secs(10))
-        .expect("server SETTINGS");
-    assert_eq!(first.ty, common::raw::ty::SETTINGS);
+    // Wait for the server's ACK of our SETTINGS: it has read our preface, so
+    // the connection is fully established, and idle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let frame = conn.read_frame(left).expect("server ACKs our SETTINGS");
+        if frame.ty == common::raw::ty::SETTINGS && frame.flags & common::raw::flag::ACK != 0 {
+            break;
+        }
+    }
     // The client stays responsive (answers the PINGs a graceful GOAWAY may
     // use) until the server closes the connection.
     let client = std::thread::spawn(move || {

@@ -237,6 +237,14 @@ async fn reflection_lists_echo_service() {
             names.iter().any(|n| n == "grpc.health.v1.Health"),
             "{path} lists {names:?}"
         );
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "{path} lists a service twice: {names:?}"
+        );
     }
 }
 

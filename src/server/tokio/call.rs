@@ -151,7 +151,7 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
             .headers()
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
-            .map(|timeout| Instant::now() + timeout);
+            .and_then(|timeout| Instant::now().checked_add(timeout));
         let limit = self.shared.config.max_message_size;
         let call = self
             .shared

@@ -1132,6 +1132,67 @@ fn sigterm_under_load_finishes_every_accepted_call() {
     drop(conns);
 }
 
+#[test]
+fn sigterm_with_a_stuck_call_exits_at_the_drain_timeout() {
+    let mut server = Server::start(&["--drain-timeout", "1s"]);
+    let mut h2 = H2::open(server.addr());
+    // A call whose request never ends: it cannot finish by itself.
+    h2.headers(1, &grpc_headers(ECHO), false);
+    h2.data(1, &grpc_frame(&echo_request(b"stuck"))[..3], false);
+    h2.sync();
+    server.sigterm();
+    let signalled = Instant::now();
+    let g = h2.wait_goaway(WAIT).expect("GOAWAY after SIGTERM");
+    assert_eq!(g.code, code::NO_ERROR, "{g:?}");
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("server still running 5 s after SIGTERM with a 1 s drain");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "exit {took:?} after SIGTERM, drain-timeout 1s"
+    );
+    // The abandoned call's connection is gone with the process.
+    assert!(h2.wait_closed(WAIT), "connection open after exit");
+}
+
+#[test]
+fn client_cancelling_mid_response_stops_the_reply() {
+    let server = Server::start(&[]);
+    let mut h2 = H2::open(server.addr());
+    // A 2 MiB reply, credited only as it is read; cancel after the first DATA.
+    let big = vec![b'c'; 2 << 20];
+    h2.headers(1, &grpc_headers(ECHO), false);
+    assert!(h2.send_body(1, &grpc_frame(&echo_request(&big)), true));
+    h2.auto_window = false;
+    let deadline = Instant::now() + WAIT;
+    while h2.responses.get(&1).is_none_or(|r| r.data.is_empty()) && Instant::now() < deadline {
+        h2.read_frame(Duration::from_millis(100));
+    }
+    assert!(
+        h2.responses.get(&1).is_some_and(|r| !r.data.is_empty()),
+        "no reply DATA: {:?}",
+        h2.log
+    );
+    h2.frame(ty::RST_STREAM, 0, 1, &code::CANCEL.to_be_bytes());
+    h2.auto_window = true;
+    h2.sync();
+    // After the cancel, the server sends at most what was already in flight
+    // (the window it had), never the whole reply.
+    let got = h2.responses.get(&1).map_or(0, |r| r.data.len());
+    assert!(
+        got < big.len(),
+        "whole reply sent after RST_STREAM ({got} bytes)"
+    );
+    assert!(
+        h2.responses.get(&1).is_none_or(|r| r.trailers.is_empty()),
+        "trailers sent on a cancelled stream"
+    );
+    assert_echo(&mut h2, 3, "after a cancelled call");
+    assert_served(&server, "a cancelled call");
+}
+
 /// Where a vanishing client leaves its call.
 #[derive(Clone, Copy, Debug)]
 enum Vanish {

@@ -862,6 +862,38 @@ fn slowloris_is_closed_after_the_handshake_timeout() {
 }
 
 #[test]
+fn connection_flood_is_bounded_by_the_cap_and_the_handshake_timeout() {
+    let server = Server::start(&["--max-connections", "16", "--handshake-timeout", "500ms"]);
+    let pid = server.pid();
+    assert_served(&server, "warm-up");
+    let before = rss_kib(pid);
+    // 300 connections that never send a byte: 16 take every slot until the
+    // handshake timeout, the rest are refused (connections_over_the_cap_*
+    // checks the refusal's exact frames).
+    let start = Instant::now();
+    let mut silent: Vec<H2> = (0..300).map(|_| H2::connect(server.addr())).collect();
+    let mut open_after = 0;
+    for h2 in silent.iter_mut() {
+        let left = Duration::from_secs(5).saturating_sub(start.elapsed());
+        if !h2.wait_closed(left) {
+            open_after += 1;
+        }
+    }
+    let took = start.elapsed();
+    assert_eq!(
+        open_after, 0,
+        "{open_after} silent connections still open {took:?} after connecting"
+    );
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 4 * 1024,
+        "RSS grew from {before} KiB to {after} KiB during a connection flood"
+    );
+    // The slots are free again.
+    assert_served(&server, "a connection flood");
+}
+
+#[test]
 fn idle_connection_gets_goaway_after_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "1s"]);
     let mut h2 = H2::open(server.addr());

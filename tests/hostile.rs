@@ -11,7 +11,8 @@
 //! Where the tokio flavour's libraries (hyper / h2) answer differently from
 //! the RFC and cannot be configured, the test branches on
 //! [`lean_grpc::FLAVOUR`] and says why; those differences are listed in the
-//! README.
+//! README. Run with `-- --nocapture` to see the reaction each flood got
+//! (GOAWAY code, bytes accepted, RSS before and after).
 
 #![cfg(feature = "client")]
 

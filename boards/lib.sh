@@ -125,6 +125,15 @@ check_artifact() {
   else
     pass "$what: needs glibc $need (objdump -T), board file says $declared"
   fi
+  local abi want_kernel
+  abi=$(readelf -n "$bin" 2>/dev/null | sed -n 's/.*OS: Linux, ABI: \([0-9.]*\).*/\1/p' | head -1)
+  want_kernel=$(board_get "$file" MIN_KERNEL)
+  if [ "${abi:-none}" = "$want_kernel" ] ||
+     { [ -n "$abi" ] && [ "$want_kernel" != none ] && version_le "$abi" "$want_kernel"; }; then
+    pass "$what: ELF ABI tag says kernel ${abi:-none} (readelf -n), board file says $want_kernel"
+  else
+    fail "$what: ELF ABI tag says kernel ${abi:-none} (readelf -n) but $board.board says MIN_KERNEL=$want_kernel"
+  fi
   if [ "$(board_get "$file" TARGET_FEATURES)" = "-aes,-sha2" ]; then
     # Crypto Extension instructions would trap on BCM2711/BCM2837 (no AES/SHA/PMULL).
     local n

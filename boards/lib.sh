@@ -106,6 +106,7 @@ check_artifact() {
     aarch64-*)
       # Pi 5 kernels use 16K pages: every LOAD segment must be aligned to at least 16K.
       local align ok=no
+      # shellcheck disable=SC2013 # one alignment value per word
       for align in $(awk '$1 == "LOAD" { print $NF }' <<<"$hdr"); do
         if [ $((align)) -lt 16384 ]; then ok=bad; break; fi
         ok=yes

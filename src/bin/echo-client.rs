@@ -16,6 +16,17 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let command = match command {
+        Command::Help => {
+            print!("{}", cli::help());
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("echo-client {}", lean_grpc::VERSION);
+            return ExitCode::SUCCESS;
+        }
+        call => call,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,8 +38,7 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Help => print!("{}", cli::help()),
-        Command::Version => println!("echo-client {}", lean_grpc::VERSION),
+        Command::Help | Command::Version => {}
         Command::Echo { target, message } => {
             let reply = runtime.block_on(async {
                 let channel = client::connect(&target.addr, target.timeout).await?;

@@ -1,0 +1,396 @@
+//! One call, from hyper's request to the routed tonic service and back:
+//! content-type check, `grpc-timeout` deadline, the request-size limit on
+//! the incoming stream, and in-flight accounting for drain and idle timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::Frame;
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+use tonic::body::Body;
+use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
+
+use super::connection::ConnState;
+use super::Shared;
+
+/// A request body that checks each gRPC message's length prefix against
+/// `max-message-size` as the bytes arrive, and fails the call with
+/// RESOURCE_EXHAUSTED before buffering an oversized message. (tonic's own
+/// check, kept as a second line, would answer OUT_OF_RANGE.)
+pub(super) struct LimitedBody {
+    inner: Incoming,
+    /// Largest message allowed, in bytes after the 5-byte prefix.
+    limit: usize,
+    /// Where the message framing is at in the bytes seen so far.
+    framing: Framing,
+    /// Set after the limit was exceeded: the body yields nothing more.
+    failed: bool,
+}
+
+impl LimitedBody {
+    fn new(inner: Incoming, limit: usize) -> LimitedBody {
+        LimitedBody {
+            inner,
+            limit,
+            framing: Framing::default(),
+            failed: false,
+        }
+    }
+}
+
+/// Tracks gRPC message framing (1 flag byte, 4-byte big-endian length,
+/// payload) across arbitrarily split DATA chunks.
+#[derive(Default)]
+struct Framing {
+    /// The current message's prefix, while it is being read.
+    prefix: [u8; 5],
+    /// Prefix bytes read so far (0..=4 between chunks).
+    prefix_len: usize,
+    /// Payload bytes of the current message still to come.
+    remaining: usize,
+}
+
+impl Framing {
+    /// Follows the framing through one chunk; returns the length of the
+    /// first message announced as longer than `limit`, if any.
+    fn check(&mut self, mut chunk: &[u8], limit: usize) -> Option<usize> {
+        while !chunk.is_empty() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(chunk.len());
+                self.remaining -= take;
+                chunk = chunk.get(take..).unwrap_or_default();
+                continue;
+            }
+            let take = (5 - self.prefix_len).min(chunk.len());
+            let (head, rest) = chunk.split_at(take);
+            if let Some(dst) = self.prefix.get_mut(self.prefix_len..self.prefix_len + take) {
+                dst.copy_from_slice(head);
+            }
+            self.prefix_len += take;
+            chunk = rest;
+            if self.prefix_len == 5 {
+                self.prefix_len = 0;
+                let [_flag, a, b, c, d] = self.prefix;
+                let len = u32::from_be_bytes([a, b, c, d]) as usize;
+                if len > limit {
+                    return Some(len);
+                }
+                self.remaining = len;
+            }
+        }
+        None
+    }
+}
+
+impl http_body::Body for LimitedBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(too_large) = frame
+            .data_ref()
+            .and_then(|data| this.framing.check(data, this.limit))
+        {
+            this.failed = true;
+            let status = tonic::Status::resource_exhausted(format!(
+                "message of {too_large} bytes is over the limit of {} bytes",
+                this.limit
+            ));
+            return Poll::Ready(Some(Err(status.into())));
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+/// The hyper service of one connection: checks, deadline and accounting
+/// around [`Routes::call`].
+pub(super) struct CallService {
+    pub(super) shared: Arc<Shared>,
+    pub(super) conn: Arc<ConnState>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for CallService {
+    type Response = Response<CallBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<CallBody>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let guard = CallGuard::new(&self.shared.calls, &self.conn);
+        if !is_grpc(request.headers()) {
+            return Box::pin(async move {
+                Ok(unsupported_media_type().map(|b| CallBody::new(b, guard, None)))
+            });
+        }
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_grpc_timeout(v.as_bytes()))
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        let limit = self.shared.config.max_message_size;
+        let call = self
+            .shared
+            .routes
+            .call(request.map(|body| LimitedBody::new(body, limit)));
+        Box::pin(async move {
+            let response = match deadline {
+                None => call.await,
+                Some(at) => {
+                    tokio::select! {
+                        response = call => response,
+                        _ = tokio::time::sleep_until(at) => deadline_exceeded(),
+                    }
+                }
+            };
+            // Answering after the deadline would tell the client a lie.
+            let response = match deadline {
+                Some(at) if Instant::now() >= at => deadline_exceeded(),
+                _ => response,
+            };
+            Ok(response.map(|body| CallBody::new(body, guard, deadline)))
+        })
+    }
+}
+
+/// True for `application/grpc` and its `+proto` / `;params` variants.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().strip_prefix(b"application/grpc"))
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+}
+
+/// HTTP 415, as the gRPC spec asks for a request that is not gRPC.
+fn unsupported_media_type() -> Response<Body> {
+    let mut response =
+        tonic::Status::internal("content-type must be application/grpc").into_http::<Body>();
+    *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    response
+}
+
+fn deadline_exceeded() -> Response<Body> {
+    tonic::Status::deadline_exceeded("deadline exceeded").into_http()
+}
+
+/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit (`H`, `M`,
+/// `S`, `m`, `u`, `n`). Malformed values are ignored, as tonic does.
+fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Counts a call in flight, globally (drain report) and on its connection
+/// (idle timeout), until the response body is finished or dropped.
+struct CallGuard {
+    calls: Arc<AtomicUsize>,
+    conn: Arc<ConnState>,
+}
+
+impl CallGuard {
+    fn new(calls: &Arc<AtomicUsize>, conn: &Arc<ConnState>) -> CallGuard {
+        calls.fetch_add(1, Ordering::AcqRel);
+        conn.active.fetch_add(1, Ordering::AcqRel);
+        CallGuard {
+            calls: Arc::clone(calls),
+            conn: Arc::clone(conn),
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.calls.fetch_sub(1, Ordering::AcqRel);
+        if self.conn.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let now = self.conn.elapsed_ms();
+            self.conn.idle_since_ms.store(now, Ordering::Release);
+        }
+    }
+}
+
+/// A response body that keeps its call counted until it ends, and ends a
+/// stream that outlives its `grpc-timeout` with DEADLINE_EXCEEDED trailers.
+pub(super) struct CallBody {
+    inner: Body,
+    guard: Option<CallGuard>,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl CallBody {
+    fn new(inner: Body, guard: CallGuard, deadline: Option<Instant>) -> CallBody {
+        CallBody {
+            inner,
+            guard: Some(guard),
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+}
+
+impl http_body::Body for CallBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.guard.is_none() {
+            return Poll::Ready(None);
+        }
+        let expired = match this.deadline.as_mut() {
+            Some(sleep) => sleep.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if expired {
+            this.guard = None;
+            let mut trailers = HeaderMap::new();
+            trailers.insert(
+                "grpc-status",
+                HeaderValue::from(tonic::Code::DeadlineExceeded as i32),
+            );
+            trailers.insert(
+                "grpc-message",
+                HeaderValue::from_static("deadline exceeded"),
+            );
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.guard = None;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.guard.is_none() || self.inner.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout(b"2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout(b"3S"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout(b"1n"), Some(Duration::from_nanos(1)));
+        assert_eq!(
+            parse_grpc_timeout(b"99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+    }
+
+    #[test]
+    fn malformed_grpc_timeouts_are_ignored() {
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"10x",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
+            assert_eq!(
+                parse_grpc_timeout(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let check = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_grpc(&h)
+        };
+        assert!(check("application/grpc"));
+        assert!(check("application/grpc+proto"));
+        assert!(check("application/grpc;charset=utf-8"));
+        assert!(!check("application/grpcx"));
+        assert!(!check("application/json"));
+        assert!(!is_grpc(&HeaderMap::new()));
+    }
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.resize(5 + len as usize, b'x');
+        m
+    }
+
+    #[test]
+    fn framing_allows_messages_up_to_the_limit() {
+        let mut framing = Framing::default();
+        let mut stream = message(10);
+        stream.extend(message(0));
+        stream.extend(message(10));
+        assert_eq!(framing.check(&stream, 10), None);
+        assert_eq!((framing.prefix_len, framing.remaining), (0, 0));
+    }
+
+    #[test]
+    fn framing_catches_an_oversized_prefix_split_across_chunks() {
+        let mut stream = message(4);
+        stream.extend_from_slice(&[0, 0, 0, 0x01, 0x00]); // announces 256 bytes
+        for split in 0..stream.len() {
+            let mut framing = Framing::default();
+            let (a, b) = stream.split_at(split);
+            let found = framing.check(a, 255).or_else(|| framing.check(b, 255));
+            assert_eq!(found, Some(256), "split at {split}");
+        }
+        // Byte by byte as well.
+        let mut framing = Framing::default();
+        let found = stream.chunks(1).find_map(|c| framing.check(c, 255));
+        assert_eq!(found, Some(256));
+    }
+}

@@ -1,0 +1,225 @@
+//! One HTTP/2 connection: hyper drives the protocol; this task owns the
+//! connection's timers (handshake, idle, shutdown grace) and its socket
+//! wrapper, which counts handshake bytes and holds the connection-cap slot.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::call::CallService;
+use super::{Shared, Slot};
+
+/// Bytes a client must send before its connection counts as an HTTP/2 one:
+/// the 24-byte preface plus the 9-byte header of its first SETTINGS frame.
+const HANDSHAKE_BYTES: u64 = 24 + 9;
+
+/// A timer that is never meant to fire (about a year).
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Serves one HTTP/2 connection until it closes, the handshake or idle timer
+/// fires, or shutdown asks it to finish its open streams.
+pub(super) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let state = Arc::new(ConnState::new());
+    let io = TokioIo::new(CountingIo {
+        stream,
+        state: Arc::clone(&state),
+        _slot: slot,
+    });
+    let service = CallService {
+        shared: Arc::clone(&shared),
+        conn: Arc::clone(&state),
+    };
+    let conn = shared.http2.serve_connection(io, service);
+    tokio::pin!(conn);
+
+    let config = &shared.config;
+    let handshake = tokio::time::sleep(config.handshake_timeout);
+    tokio::pin!(handshake);
+    let mut awaiting_handshake = true;
+    // With idle-timeout off this timer is never polled.
+    let idle = tokio::time::sleep(config.idle_timeout.unwrap_or(NEVER));
+    tokio::pin!(idle);
+    // Once GOAWAY is sent, a peer that keeps its streams open (or never acks
+    // hyper's shutdown PING) is cut off after drain-timeout, so it cannot
+    // hold a connection slot forever.
+    let grace = tokio::time::sleep(NEVER);
+    tokio::pin!(grace);
+    let mut closing = false;
+
+    loop {
+        tokio::select! {
+            result = &mut conn => {
+                match result {
+                    Ok(()) => crate::debug!("{peer}: connection closed"),
+                    Err(e) => log_connection_error(peer, &e),
+                }
+                return;
+            }
+            _ = &mut handshake, if awaiting_handshake => {
+                if !state.handshake_done.load(Ordering::Relaxed) {
+                    crate::warn!(
+                        "{peer}: no HTTP/2 preface within {}, closing",
+                        crate::config::show_duration(config.handshake_timeout)
+                    );
+                    return;
+                }
+                awaiting_handshake = false;
+            }
+            _ = &mut idle, if config.idle_timeout.is_some() && !closing => {
+                let limit = config.idle_timeout.unwrap_or(Duration::MAX);
+                match state.idle_for() {
+                    Some(idle_for) if idle_for >= limit => {
+                        crate::debug!("{peer}: idle for {}, closing", crate::config::show_duration(limit));
+                        conn.as_mut().graceful_shutdown();
+                        grace.as_mut().reset(Instant::now() + config.drain_timeout);
+                        closing = true;
+                    }
+                    // Busy, or idle for less: look again when it could first expire.
+                    Some(idle_for) => idle.as_mut().reset(Instant::now() + (limit - idle_for)),
+                    None => idle.as_mut().reset(Instant::now() + limit),
+                }
+            }
+            changed = stop.changed(), if !closing => {
+                // A dropped sender also means "stop".
+                let _ = changed;
+                conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + config.drain_timeout);
+                closing = true;
+            }
+            _ = &mut grace, if closing => {
+                crate::debug!("{peer}: still open {} after GOAWAY, dropping it",
+                    crate::config::show_duration(config.drain_timeout));
+                return;
+            }
+        }
+    }
+}
+
+/// Logs a connection that ended with an error: at warn when the peer broke
+/// the protocol, at debug for ordinary disconnects.
+fn log_connection_error(peer: SocketAddr, e: &hyper::Error) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.downcast_ref::<io::Error>().is_some() {
+            crate::debug!("{peer}: connection lost: {e}");
+            return;
+        }
+        source = err.source();
+    }
+    crate::warn!("{peer}: connection error: {e}");
+}
+
+/// Per-connection facts shared between the connection task, its socket
+/// wrapper and its calls.
+pub(super) struct ConnState {
+    /// Set once the client sent at least [`HANDSHAKE_BYTES`].
+    handshake_done: AtomicBool,
+    /// Bytes read so far, until the handshake is done.
+    read: AtomicU64,
+    /// Calls open on this connection.
+    pub(super) active: AtomicUsize,
+    /// When `active` last dropped to zero, in ms since `born`.
+    pub(super) idle_since_ms: AtomicU64,
+    /// When the connection was accepted.
+    born: Instant,
+}
+
+impl ConnState {
+    fn new() -> ConnState {
+        ConnState {
+            handshake_done: AtomicBool::new(false),
+            read: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
+
+    pub(super) fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long the connection has had no open call, or `None` while busy.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Acquire);
+        Some(Duration::from_millis(
+            self.elapsed_ms().saturating_sub(since),
+        ))
+    }
+}
+
+/// The socket as hyper sees it: counts handshake bytes and holds the
+/// connection's [`Slot`], so the cap is released when hyper drops the socket.
+struct CountingIo {
+    stream: TcpStream,
+    state: Arc<ConnState>,
+    _slot: Slot,
+}
+
+impl AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if !self.state.handshake_done.load(Ordering::Relaxed) {
+            let got = buf.filled().len().saturating_sub(before) as u64;
+            let total = self.state.read.fetch_add(got, Ordering::Relaxed) + got;
+            if total >= HANDSHAKE_BYTES {
+                self.state.handshake_done.store(true, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for CountingIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,137 @@
+//! The served services (Echo, health, reflection) and the table that picks
+//! one by the service name in `:path`.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tonic::body::Body;
+use tonic::codegen::http::{Request, Response};
+use tonic::codegen::Service;
+use tonic::server::NamedService;
+use tonic_health::ServingStatus;
+use tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer;
+use tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer as AlphaReflectionServer;
+
+use super::call::LimitedBody;
+use super::reflection;
+use crate::config::Config;
+use crate::proto::echo::echo_server::{Echo, EchoServer};
+use crate::proto::echo::{EchoReply, EchoRequest};
+use crate::server::ServeError;
+
+/// Slack on top of `max_message_size` for the reply: the 10 bytes of
+/// "You said: " plus at most one more length-prefix byte, rounded up.
+const REPLY_SLACK: usize = 16;
+
+/// The Echo service: every reply comes from [`crate::service::reply`].
+pub(super) struct EchoService;
+
+#[tonic::async_trait]
+impl Echo for EchoService {
+    async fn reply(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        Ok(tonic::Response::new(crate::service::reply(
+            request.get_ref(),
+        )))
+    }
+}
+
+/// A routed call: the tonic service's response future, boxed.
+pub(super) type RouteFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// One service's entry point, type-erased so the table can hold all of them.
+type Handler = Box<dyn Fn(Request<LimitedBody>) -> RouteFuture + Send + Sync>;
+
+/// The served services by fully-qualified name (`echo.Echo`, ...).
+pub(super) struct Routes(Vec<(&'static str, Handler)>);
+
+impl Routes {
+    /// Adds a tonic service under its [`NamedService::NAME`].
+    fn add<S>(&mut self, service: S)
+    where
+        S: Service<Request<LimitedBody>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let handler = move |request: Request<LimitedBody>| -> RouteFuture {
+            let mut service = service.clone();
+            Box::pin(async move {
+                let Ok(()) = poll_fn(|cx| service.poll_ready(cx)).await;
+                let Ok(response) = service.call(request).await;
+                response
+            })
+        };
+        self.0.push((S::NAME, Box::new(handler)));
+    }
+
+    /// Calls the service named in `:path` (`/package.Service/Method`), or
+    /// answers UNIMPLEMENTED.
+    pub(super) fn call(&self, request: Request<LimitedBody>) -> RouteFuture {
+        let name = request
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .map(|(service, _method)| service);
+        match self.0.iter().find(|(n, _)| Some(*n) == name) {
+            Some((_, handler)) => handler(request),
+            None => {
+                let status = tonic::Status::unimplemented("unknown service");
+                Box::pin(async move { status.into_http() })
+            }
+        }
+    }
+}
+
+/// Builds every served service with the configured message limits; returns
+/// the health reporter so shutdown can flip it to NOT_SERVING.
+pub(super) async fn routes(
+    config: &Config,
+) -> Result<(tonic_health::server::HealthReporter, Routes), ServeError> {
+    let decode = config.max_message_size;
+    let encode = decode.saturating_add(REPLY_SLACK);
+    let mut routes = Routes(Vec::new());
+
+    routes.add(
+        EchoServer::new(EchoService)
+            .max_decoding_message_size(decode)
+            .max_encoding_message_size(encode),
+    );
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    // `tonic-health` starts "" (the whole server) as SERVING; echo.Echo is ours to set.
+    reporter
+        .set_service_status(EchoServer::<EchoService>::NAME, ServingStatus::Serving)
+        .await;
+    routes.add(
+        health
+            .max_decoding_message_size(decode)
+            .max_encoding_message_size(encode),
+    );
+
+    let index = reflection::Index::new(&[
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection descriptors: {e}"))))?;
+    let index = Arc::new(index);
+    routes.add(
+        ServerReflectionServer::new(reflection::ReflectionV1(Arc::clone(&index)))
+            .max_decoding_message_size(decode),
+    );
+    routes.add(
+        AlphaReflectionServer::new(reflection::ReflectionV1Alpha(index))
+            .max_decoding_message_size(decode),
+    );
+    Ok((reporter, routes))
+}

@@ -25,6 +25,10 @@
 //! `add` an `unsafe fn`, and this crate forbids unsafe code. Its tree is
 //! `libc`, `cfg-if` and `log`: no async runtime.
 //!
+//! Connections over `max_connections` get [`REFUSAL`] (SETTINGS +
+//! GOAWAY(REFUSED_STREAM), the same bytes as the tokio flavour) and a FIN,
+//! and are closed once the client closes or after [`REFUSE_LINGER`].
+//!
 //! Signals: SIGINT/SIGTERM are turned into a byte on a socket pair by
 //! `signal-hook`'s self-pipe, and that socket is polled like the others.
 //! On the first signal: health turns NOT_SERVING, the listener is closed,
@@ -32,12 +36,13 @@
 //! closed or `drain_timeout` has passed. A second signal ends the drain at once.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use polling::{Event, Poller};
 
+use super::refuse::REFUSAL;
 use super::ServeError;
 use crate::config::Config;
 use crate::grpc::session::Session;
@@ -56,6 +61,13 @@ const READS_PER_WAKEUP: usize = 4;
 /// out of file descriptors), the listener rests this long instead of
 /// spinning on a connection it cannot take.
 const ACCEPT_BACKOFF_MS: u64 = 100;
+/// How long a refused connection stays open (our side shut) so the client
+/// reads the GOAWAY before the socket closes: closing with its preface still
+/// unread would send RST, which may discard the GOAWAY at the client.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+/// Refused connections lingering at once; beyond this they are closed right
+/// after the write, so a connection flood cannot pile them up.
+const MAX_LINGERING_REFUSALS: usize = 64;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -108,6 +120,9 @@ struct Server {
     force_stop: bool,
     /// Set after an accept error: when to re-arm the listener.
     accept_paused_until: Option<Instant>,
+    /// Refused connections waiting (until the instant) for the client to
+    /// close; oldest first.
+    refused: Vec<(TcpStream, Instant)>,
     /// The shared read buffer.
     buf: Box<[u8]>,
 }
@@ -148,6 +163,7 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         drain_deadline: None,
         force_stop: false,
         accept_paused_until: None,
+        refused: Vec::new(),
         buf: vec![0; READ_BUF].into_boxed_slice(),
     };
     server.serve()
@@ -168,6 +184,7 @@ impl Server {
                 .into_iter()
                 .chain(self.drain_deadline)
                 .chain(self.accept_paused_until)
+                .chain(self.refused.first().map(|r| r.1))
                 .min()
                 .map(|t: Instant| t.saturating_duration_since(Instant::now()));
             events.clear();
@@ -185,6 +202,9 @@ impl Server {
                 }
             }
             next_timer = self.tick(now);
+            // Refused connections go once the client closed or their time is up.
+            self.refused
+                .retain(|(stream, until)| *until > now && !drain_to_eof(stream));
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
                 if let Some(listener) = &self.listener {
@@ -225,7 +245,7 @@ impl Server {
                 }
             };
             if self.live >= self.config.max_connections {
-                refuse(stream);
+                self.refuse(stream, now);
                 crate::warn!("refused connection from {peer}: max-connections reached");
                 continue;
             }
@@ -241,6 +261,22 @@ impl Server {
                 .map_err(ServeError::Io)?;
         }
         Ok(())
+    }
+
+    /// Answers a connection over `max_connections` with the shared
+    /// [`REFUSAL`] bytes (SETTINGS + GOAWAY(REFUSED_STREAM)), never blocking,
+    /// shuts our side, and lets it linger briefly (see [`REFUSE_LINGER`]).
+    fn refuse(&mut self, stream: TcpStream, now: Instant) {
+        // A fresh socket's send buffer always takes these 56 bytes; if it
+        // does not, the client just sees the close.
+        let _ = stream.set_nonblocking(true);
+        let _ = (&stream).write(&REFUSAL);
+        let _ = stream.shutdown(Shutdown::Write);
+        if self.refused.len() < MAX_LINGERING_REFUSALS {
+            self.refused.push((stream, now + REFUSE_LINGER));
+        } else {
+            drain_to_eof(&stream);
+        }
     }
 
     /// Registers a new connection in a free slot.
@@ -415,13 +451,18 @@ fn flush(conn: &mut Conn) {
     }
 }
 
-/// Answers a connection over `max_connections` with the shared refusal bytes
-/// (best effort, never blocking) and closes it.
-fn refuse(stream: TcpStream) {
-    // TODO(lead): use `crate::server::refuse::REFUSAL` once the tokio branch's
-    // `src/server/refuse.rs` is merged; until then the connection is just closed.
-    let _ = stream.set_nonblocking(true);
-    drop(stream);
+/// Reads and drops what a (non-blocking) refused connection sent; true once
+/// the client closed (or the socket failed).
+fn drain_to_eof(mut stream: &TcpStream) -> bool {
+    let mut sink = [0u8; 256];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -647,7 +688,7 @@ mod tests {
     }
 
     #[test]
-    fn connections_over_the_limit_are_closed() {
+    fn connections_over_the_limit_are_refused_with_goaway() {
         let server = start(Config {
             max_connections: 1,
             ..Config::default()
@@ -657,10 +698,12 @@ mod tests {
         first.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
         read_until(&mut first, |ty, _, _| ty == SETTINGS);
         let mut second = connect(server.addr);
+        second.write_all(PREFACE).unwrap();
         let mut rest = Vec::new();
-        // Closed by the server (EOF or reset) without an HTTP/2 session.
-        let _ = second.read_to_end(&mut rest);
-        assert!(rest.is_empty(), "no HTTP/2 from a refused connection");
+        // SETTINGS + GOAWAY(REFUSED_STREAM), then our side is closed (EOF,
+        // not a reset, although the preface was never read).
+        second.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, REFUSAL);
         // The first one still works.
         echo_request(&mut first, 1, "still here");
         let frames = read_until(&mut first, |ty, flags, id| {

@@ -187,7 +187,10 @@ pub struct Connection {
     max_seen_id: u32,
     /// Highest stream id handed to the application: GOAWAY's last-stream-id.
     last_processed_id: u32,
-    closed: VecDeque<Closed>,
+    /// The last [`CLOSED_MEMORY`] closed streams, a ring: once full, the
+    /// entry at `closed_next` is the oldest and is overwritten next.
+    closed: Vec<Closed>,
+    closed_next: usize,
     /// Our credit for DATA on the whole connection.
     send_window: SendWindow,
     /// The client's credit for DATA on the whole connection.
@@ -269,7 +272,8 @@ impl Connection {
             streams: StreamMap::default(),
             max_seen_id: 0,
             last_processed_id: 0,
-            closed: VecDeque::new(),
+            closed: Vec::new(),
+            closed_next: 0,
             send_window: SendWindow::new(DEFAULT_WINDOW),
             recv_window: RecvWindow::new(window, window),
             block: None,
@@ -497,7 +501,7 @@ impl Connection {
         self.phase = Phase::Closed;
         self.inbuf = Vec::new();
         self.block = None;
-        self.closed = VecDeque::new();
+        self.closed = Vec::new();
         for (id, s) in self.streams.drain() {
             if s.announced {
                 self.events.push_back(Event::Reset { id, code });
@@ -558,19 +562,20 @@ impl Connection {
             c.reset_by_us |= reset_by_us;
             return;
         }
-        if self.closed.len() >= CLOSED_MEMORY {
-            self.closed.pop_front();
+        let entry = Closed { id, reset_by_us };
+        if self.closed.len() < CLOSED_MEMORY {
+            self.closed.push(entry);
+        } else {
+            if let Some(oldest) = self.closed.get_mut(self.closed_next) {
+                *oldest = entry;
+            }
+            self.closed_next = (self.closed_next + 1) % CLOSED_MEMORY;
         }
-        self.closed.push_back(Closed { id, reset_by_us });
     }
 
     fn on_stream_gone(&mut self) {
         if self.streams.is_empty() {
             self.idle_since = Some(self.now);
-            // Shrink buffers grown by a busy period back to nothing.
-            if self.closed.capacity() > CLOSED_MEMORY {
-                self.closed.shrink_to_fit();
-            }
         }
         self.maybe_finish();
     }

@@ -1059,6 +1059,36 @@ fn read_closed_with_a_reply_blocked_on_flow_control() {
     assert!(c.conn.is_closed());
 }
 
+#[test]
+fn closed_streams_are_remembered_in_a_bounded_ring() {
+    // 40 streams opened and finished: the last CLOSED_MEMORY (32) are known
+    // as closed, older ones are forgotten.
+    let finish_40 = || {
+        let mut c = Client::ready(limits());
+        for n in 0..40u32 {
+            let id = 2 * n + 1;
+            c.send(&request(id, true));
+            c.events();
+            c.conn.send_headers(id, 200, &[], true).unwrap();
+            c.read();
+        }
+        assert!(c.conn.closed.len() <= CLOSED_MEMORY);
+        c
+    };
+    // Recent (stream 79): DATA after END_STREAM is a connection error.
+    let mut c = finish_40();
+    c.send(&data(79, false, b"x"));
+    c.expect_goaway(ErrorCode::StreamClosed, 79);
+    // The oldest remembered one (stream 17, the 9th) likewise.
+    let mut c = finish_40();
+    c.send(&data(17, false, b"x"));
+    c.expect_goaway(ErrorCode::StreamClosed, 79);
+    // Forgotten (stream 15, the 8th): only a stream error.
+    let mut c = finish_40();
+    c.send(&data(15, false, b"x"));
+    c.expect_rst(15, ErrorCode::StreamClosed);
+}
+
 // ---- timers ----
 
 #[test]

@@ -47,6 +47,12 @@ pub const NOT_POST_BODY: &str = "this is a gRPC server; use a gRPC client (metho
 pub const NOT_GRPC_BODY: &str =
     "this is a gRPC server; use a gRPC client (content-type must be application/grpc)\n";
 
+/// Reflection answers (bytes) one stream may have queued unsent before its
+/// call fails: a client that keeps asking but grants no flow-control window
+/// cannot make the server buffer without bound.
+#[cfg(feature = "reflection")]
+const MAX_UNREAD_REPLIES: usize = 1024 * 1024;
+
 /// One call in progress.
 #[derive(Debug)]
 struct Call {
@@ -271,6 +277,20 @@ impl Session {
                     Method::HealthWatch if call.responding || watch.is_some() => {}
                     Method::HealthWatch => watch = Some(msg),
                     // Bidirectional: every request message gets its answer now.
+                    // Answers the client does not take (it grants no window)
+                    // are bounded: past the bound the call fails.
+                    #[cfg(feature = "reflection")]
+                    Method::Reflection
+                        if self.conn.queued_data(id)
+                            + replies.iter().map(Bytes::len).sum::<usize>()
+                            > MAX_UNREAD_REPLIES =>
+                    {
+                        failed = Some(Status::new(
+                            Code::ResourceExhausted,
+                            "too many reflection answers not read",
+                        ));
+                        break;
+                    }
                     #[cfg(feature = "reflection")]
                     Method::Reflection => match super::reflection::reflect(msg) {
                         Ok(reply) => replies.push(reply),
@@ -919,6 +939,34 @@ mod tests {
             ]
         );
         assert_eq!(c.session.open_calls(), 0);
+    }
+
+    #[cfg(feature = "reflection")]
+    #[test]
+    fn unread_reflection_answers_are_bounded() {
+        use super::super::reflection::pb;
+        use pb::server_reflection_request::MessageRequest;
+        let mut c = Client::new();
+        // No stream window: no answer can be written.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        c.request(
+            1,
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            &[],
+            false,
+        );
+        let ask = framed(&pb::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol("echo.Echo".into())),
+        });
+        let asks: Vec<u8> = ask.iter().copied().cycle().take(ask.len() * 100).collect();
+        for _ in 0..100 {
+            c.data(1, &asks, false);
+        }
+        let queued = c.session.conn.queued_data(1);
+        assert!(queued > 0);
+        assert!(queued <= MAX_UNREAD_REPLIES + 16 * 1024, "{queued}");
+        assert_eq!(c.session.open_calls(), 0, "the call failed");
     }
 
     #[cfg(feature = "reflection")]

@@ -471,6 +471,12 @@ impl Connection {
         }
     }
 
+    /// Response DATA queued on stream `id` and not yet written (0 for an
+    /// unknown stream).
+    pub fn queued_data(&self, id: u32) -> usize {
+        self.streams.get(id).map_or(0, |s| s.queued)
+    }
+
     /// Streams open or half-closed (what MAX_CONCURRENT_STREAMS counts).
     pub fn open_streams(&self) -> usize {
         self.streams.len()

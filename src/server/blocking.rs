@@ -359,8 +359,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    crate::debug!("read error: {e}");
-                    conn.failed = true;
+                    conn_failed(conn, "read error", &e);
                     break;
                 }
             }
@@ -379,17 +378,12 @@ impl Server {
             }
             flush(conn);
             let flushed = conn.written >= conn.out.len();
-            if conn.failed || (conn.session.is_closed() && flushed) {
-                let _ = self.poller.delete(&conn.stream);
-                *entry = None;
-                self.live -= 1;
-                continue;
-            }
             let want = Interest {
                 read: !conn.read_closed && conn.session.wants_input(),
                 write: !flushed,
             };
-            if conn.armed != Some(want) {
+            let done = conn.failed || (conn.session.is_closed() && flushed);
+            if !done && conn.armed != Some(want) {
                 let key = slot + FIRST_CONN;
                 let event = match (want.read, want.write) {
                     (true, true) => Event::all(key),
@@ -399,14 +393,14 @@ impl Server {
                 };
                 match self.poller.modify(&conn.stream, event) {
                     Ok(()) => conn.armed = Some(want),
-                    Err(e) => {
-                        crate::debug!("cannot re-arm connection: {e}");
-                        let _ = self.poller.delete(&conn.stream);
-                        *entry = None;
-                        self.live -= 1;
-                        continue;
-                    }
+                    Err(e) => conn_failed(conn, "cannot re-arm connection", &e),
                 }
+            }
+            if done || conn.failed {
+                let _ = self.poller.delete(&conn.stream);
+                *entry = None;
+                self.live -= 1;
+                continue;
             }
             if let Some(t) = conn.session.poll_timeout() {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -442,13 +436,15 @@ fn flush(conn: &mut Conn) {
             Ok(n) => conn.written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                crate::debug!("write error: {e}");
-                conn.failed = true;
-                return;
-            }
+            Err(e) => return conn_failed(conn, "write error", &e),
         }
     }
+}
+
+/// A socket error ends the connection (closed at the end of this `tick`).
+fn conn_failed(conn: &mut Conn, what: &str, e: &io::Error) {
+    crate::debug!("{what}: {e}");
+    conn.failed = true;
 }
 
 /// Reads and drops what a (non-blocking) refused connection sent; true once

@@ -812,11 +812,6 @@ fn streams_over_the_advertised_limit_are_refused() {
 }
 
 #[test]
-#[cfg_attr(
-    all(feature = "runtime-free", not(feature = "tokio-server")),
-    ignore = "bug: the runtime-free driver closes an over-cap connection without writing \
-              server::refuse::REFUSAL (blocking.rs refuse() TODO)"
-)]
 fn connections_over_the_cap_are_refused_with_goaway() {
     let server = Server::start(&["--max-connections", "2"]);
     let mut a = H2::open(server.addr());
@@ -1341,11 +1336,6 @@ fn client_disconnects_mid_request_do_not_leak() {
 }
 
 #[test]
-#[cfg_attr(
-    all(feature = "runtime-free", not(feature = "tokio-server")),
-    ignore = "bug: runtime-free keeps a connection forever when its client closes while a reply \
-              waits for flow-control credit (see vanished_client_with_a_blocked_reply_is_closed)"
-)]
 fn client_disconnects_mid_response_do_not_leak() {
     vanishing_clients_do_not_leak(Vanish::MidResponse);
 }
@@ -1356,11 +1346,6 @@ fn client_disconnects_mid_response_do_not_leak() {
 /// WINDOW_UPDATE can arrive after the client's FIN), so it must drop the
 /// connections: its socket count returns to where it was.
 #[test]
-#[cfg_attr(
-    all(feature = "runtime-free", not(feature = "tokio-server")),
-    ignore = "bug: h2 Connection::handle_read_closed keeps streams whose request ended but whose \
-              reply is blocked on the peer's window; the connection is never closed"
-)]
 fn vanished_client_with_a_blocked_reply_is_closed() {
     let server = Server::start(&[]);
     let pid = server.pid();

@@ -42,6 +42,8 @@ compile_error!(
 
 pub mod config;
 #[cfg(feature = "runtime-free")]
+pub mod grpc;
+#[cfg(feature = "runtime-free")]
 pub mod h2;
 pub mod log;
 pub mod proto;

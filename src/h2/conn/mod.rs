@@ -47,10 +47,11 @@ const TRANSMIT_BUDGET: usize = 64 * 1024;
 /// Recently closed streams remembered, to tell "closed" from "never opened"
 /// and to ignore frames in flight after we reset a stream (§5.1).
 const CLOSED_MEMORY: usize = 32;
-/// Peer RST_STREAMs tolerated per [`RESET_WINDOW`] before GOAWAY(ENHANCE_YOUR_CALM)
-/// (the "rapid reset" attack, CVE-2023-44487), at least this many...
+/// Rapid reset (CVE-2023-44487): the peer may reset max(this, 2 x
+/// max_concurrent_streams) open streams per [`RESET_WINDOW`]; one more is
+/// GOAWAY(ENHANCE_YOUR_CALM).
 const MIN_PEER_RESETS: u32 = 100;
-/// ...over this window.
+/// The window for counting peer resets.
 const RESET_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 /// Payload of our keepalive PINGs.
 const KEEPALIVE_PING: [u8; 8] = *b"lean-ka!";

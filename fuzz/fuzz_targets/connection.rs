@@ -30,34 +30,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lean_grpc::h2::frame::{kind, Frame, Head, HEAD_LEN};
-use lean_grpc::h2::hpack::Decoder;
 use lean_grpc::h2::{Connection, ErrorCode, Event, Limits, SendError};
 use libfuzzer_sys::fuzz_target;
 
-/// The client connection preface (RFC 9113 §3.4).
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Chunk sizes selected by the low nibble of a control byte (0 = all that is left).
-const CHUNKS: [usize; 16] = [0, 1, 2, 3, 7, 9, 10, 17, 24, 33, 64, 100, 256, 1000, 4096, 16_393];
-/// Clock steps: small ones for ordering, large ones to fire every timer.
-const SMALL_STEPS: [Duration; 4] = [
-    Duration::ZERO,
-    Duration::from_millis(1),
-    Duration::from_millis(250),
-    Duration::from_secs(1),
-];
-const LARGE_STEPS: [Duration; 4] = [
-    Duration::from_secs(3),
-    Duration::from_secs(11),
-    Duration::from_secs(61),
-    Duration::from_secs(3600),
-];
+mod common;
+use common::{chunk_size, peer_max_frame, Input, OutputChecker, LARGE_STEPS, SMALL_STEPS};
+
 /// Size of the large response body (behaviour 2): several windows' worth.
 const BIG_BODY: usize = 100_000;
-/// Largest single `poll_transmit` result we accept: the core's hard output
-/// limit (1 MiB), one transmit budget of DATA (64 KiB) and slack for one step's reactions.
-const MAX_TRANSMIT: usize = 2 * 1024 * 1024;
-
 fn limits(config: u8) -> Limits {
     let pick = |bits: u8, table: &[u32]| table[usize::from(bits) % table.len()];
     Limits {
@@ -107,24 +87,12 @@ struct Harness {
     streams: BTreeMap<u32, Behaviour>,
     /// Every stream id ever announced (for the final reset-everything step).
     seen: Vec<u32>,
-    /// Output bytes not yet split into frames (a frame may span transmits).
-    pending: Vec<u8>,
-    /// Header block being reassembled from HEADERS + CONTINUATION.
-    block: Option<(u32, Vec<u8>)>,
-    /// Streams we have written a response head on.
-    responded: Vec<u32>,
-    /// The largest frame we may write: the largest MAX_FRAME_SIZE the client
-    /// input advertises anywhere (at least the default 16,384).
-    max_frame: u32,
-    /// The client's HPACK decoder for our responses.
-    hpack: Decoder,
+    /// Checks everything written.
+    out: OutputChecker,
     /// Totals for the output bound.
     input_bytes: usize,
-    output_bytes: usize,
     app_bytes: usize,
     clock_steps: usize,
-    /// A GOAWAY with an error code was written.
-    error_goaway: bool,
 }
 
 impl Harness {
@@ -145,106 +113,35 @@ impl Harness {
         }
     }
 
-    /// `poll_transmit` once, and check what came out.
-    fn transmit(&mut self) {
+    /// `poll_transmit` once, and check what came out; returns the byte count.
+    fn transmit(&mut self) -> usize {
         let was_closed = self.conn.is_closed();
         let mut out = Vec::new();
         self.conn.poll_transmit(&mut out);
-        assert!(out.len() <= MAX_TRANSMIT, "one poll_transmit wrote {} bytes", out.len());
         if was_closed {
             assert!(out.is_empty(), "a closed connection wrote {} bytes", out.len());
         }
-        self.output_bytes += out.len();
+        self.out.push(&out);
+        for id in &self.out.data_streams {
+            assert!(self.seen.contains(id), "DATA on stream {id}, never announced");
+        }
         // Protocol reactions are at most a few times the input (a 9-byte PING
         // gets a 17-byte ACK; a DATA frame up to two WINDOW_UPDATEs; ...);
-        // the rest is what the application asked for or timers.
+        // the rest is what the application asked for, or timers.
         let bound = 64 * 1024 + 8 * self.input_bytes + 2 * self.app_bytes + 64 * self.clock_steps;
         assert!(
-            self.output_bytes <= bound,
+            self.out.total <= bound,
             "output {} over the bound {bound} (input {}, app {}, clock steps {})",
-            self.output_bytes,
+            self.out.total,
             self.input_bytes,
             self.app_bytes,
             self.clock_steps
         );
-        self.pending.extend_from_slice(&out);
-        self.check_frames();
-        if self.error_goaway {
+        if self.out.error_goaway {
             assert!(self.conn.is_closed(), "GOAWAY with an error sent, but not closed");
             assert!(self.conn.poll_timeout().is_none(), "a closed connection wants a timer");
         }
-    }
-
-    /// Splits complete output frames off `pending` and checks each.
-    fn check_frames(&mut self) {
-        let mut at = 0;
-        while let Some(head) = self.pending.get(at..).and_then(Head::parse) {
-            let end = at + HEAD_LEN + head.length as usize;
-            let Some(payload) = self.pending.get(at + HEAD_LEN..end) else {
-                break;
-            };
-            let payload = payload.to_vec();
-            at = end;
-            self.check_frame(&head, &payload);
-        }
-        self.pending.drain(..at);
-    }
-
-    fn check_frame(&mut self, head: &Head, payload: &[u8]) {
-        assert!(head.length <= self.max_frame, "frame over the peer's MAX_FRAME_SIZE: {head:?}");
-        let frame = match Frame::parse(head, payload) {
-            Ok(f) => f,
-            Err(e) => panic!("we wrote a frame that does not parse: {head:?}: {e}"),
-        };
-        if let Some((id, _)) = &self.block {
-            assert!(
-                head.kind == kind::CONTINUATION && head.stream_id == *id,
-                "frame {head:?} inside our header block on stream {id}"
-            );
-        }
-        match frame {
-            Frame::Headers(h) => {
-                assert!(h.stream_id % 2 == 1, "HEADERS on an even stream");
-                assert!(self.seen.contains(&h.stream_id), "HEADERS on a stream never opened");
-                self.block = Some((h.stream_id, h.fragment.to_vec()));
-                if h.end_headers {
-                    self.finish_block();
-                }
-            }
-            Frame::Continuation(c) => {
-                let Some((_, block)) = self.block.as_mut() else {
-                    panic!("CONTINUATION without HEADERS");
-                };
-                block.extend_from_slice(c.fragment);
-                if c.end_headers {
-                    self.finish_block();
-                }
-            }
-            Frame::Data(d) => {
-                assert!(self.seen.contains(&d.stream_id), "DATA on a stream never opened");
-            }
-            Frame::GoAway(g) if g.code != ErrorCode::NoError => self.error_goaway = true,
-            Frame::Unknown { .. } => panic!("we wrote an unknown frame type {}", head.kind),
-            _ => {}
-        }
-    }
-
-    fn finish_block(&mut self) {
-        let Some((id, block)) = self.block.take() else {
-            return;
-        };
-        // The first block on a stream is the response head (`:status` first);
-        // a later one is trailers (no pseudo-headers).
-        let first = !self.responded.contains(&id);
-        let mut names = Vec::new();
-        let r = self.hpack.decode(&block, &mut |n, _| names.push(n.to_vec()));
-        assert_eq!(r, Ok(()), "our header block does not decode: {block:02x?}");
-        if first {
-            assert_eq!(names.first().map(Vec::as_slice), Some(&b":status"[..]), "response head without :status first");
-            self.responded.push(id);
-        } else {
-            assert!(names.iter().all(|n| !n.starts_with(b":")), "pseudo-header in trailers");
-        }
+        out.len()
     }
 
     /// Drains and answers events.
@@ -312,8 +209,9 @@ impl Harness {
 
     fn answer_headers(&mut self, id: u32, b: Behaviour, end_stream: bool) {
         let fields: [(&[u8], &[u8]); 1] = [(b"content-type", b"application/grpc")];
-        // DATA before HEADERS is refused.
-        assert_eq!(self.conn.send_data(id, Bytes::from_static(b"x"), false), Err(SendError::InvalidState));
+        // DATA before HEADERS is refused (InvalidState, or the stream or
+        // connection is already gone).
+        assert!(self.conn.send_data(id, Bytes::from_static(b"x"), false).is_err());
         match b {
             Behaviour::Echo => {
                 self.app_bytes += 64;
@@ -356,70 +254,32 @@ impl Harness {
     }
 }
 
-/// The largest valid SETTINGS_MAX_FRAME_SIZE in any SETTINGS frame of the
-/// client's byte stream (preface included), or the default.
-fn peer_max_frame(stream: &[u8]) -> u32 {
-    let mut max = 16_384;
-    let mut b = stream.strip_prefix(PREFACE).unwrap_or(&[]);
-    while let Some(head) = Head::parse(b) {
-        let Some(payload) = b.get(HEAD_LEN..HEAD_LEN + head.length as usize) else {
-            break;
-        };
-        if head.kind == kind::SETTINGS {
-            for p in payload.chunks_exact(6) {
-                let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
-                if p[..2] == [0, 5] && v <= 0x00ff_ffff {
-                    max = max.max(v);
-                }
-            }
-        }
-        b = &b[HEAD_LEN + head.length as usize..];
-    }
-    max
-}
-
 fuzz_target!(|data: &[u8]| {
-    let [config, n, rest @ ..] = data else {
+    common::init_log();
+    let Some(input) = Input::split(data) else {
         return;
     };
-    let n = usize::from(*n).min(rest.len());
-    let (control, client) = rest.split_at(n);
-    let mut stream = Vec::with_capacity(PREFACE.len() + client.len());
-    if config & 0x80 == 0 {
-        stream.extend_from_slice(PREFACE);
-    }
-    stream.extend_from_slice(client);
 
     let start = Instant::now();
     let mut h = Harness {
-        conn: Connection::new(limits(*config), start),
+        conn: Connection::new(limits(input.config), start),
         now: start,
-        seed: control.first().copied().unwrap_or(0),
+        seed: input.control(0),
         streams: BTreeMap::new(),
         seen: Vec::new(),
-        pending: Vec::new(),
-        block: None,
-        responded: Vec::new(),
-        max_frame: peer_max_frame(&stream),
-        hpack: Decoder::new(usize::MAX, usize::MAX),
+        out: OutputChecker::new(peer_max_frame(&input.stream)),
         input_bytes: 0,
-        output_bytes: 0,
         app_bytes: 0,
         clock_steps: 0,
-        error_goaway: false,
     };
-    let mut input = &stream[..];
+    let mut left = &input.stream[..];
     let mut step = 0usize;
-    // Each step consumes at least one input byte or one control byte.
-    while !input.is_empty() {
-        let c = control.get(step % control.len().max(1)).copied().unwrap_or(0);
+    // Each step consumes at least one input byte.
+    while !left.is_empty() {
+        let c = input.control(step);
         step += 1;
-        let size = match CHUNKS[usize::from(c & 0x0f)] {
-            0 => input.len(),
-            s => s.min(input.len()),
-        };
-        let (chunk, after) = input.split_at(size);
-        input = after;
+        let (chunk, after) = left.split_at(chunk_size(c, left.len()));
+        left = after;
         let action = c >> 4;
         h.feed(chunk);
         let mut drain_out = true;
@@ -454,9 +314,7 @@ fuzz_target!(|data: &[u8]| {
             // Flush like a driver with a fast socket, until nothing more comes
             // (each call writes at most one budget of DATA).
             for _ in 0..64 {
-                let before = h.output_bytes;
-                h.transmit();
-                if h.output_bytes == before {
+                if h.transmit() == 0 {
                     break;
                 }
             }

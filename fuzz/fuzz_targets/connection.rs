@@ -48,7 +48,11 @@ fn limits(config: u8) -> Limits {
         idle_timeout: (config & 0x40 == 0).then(|| Duration::from_secs(30)),
         keepalive_interval: (config & 0x40 != 0).then(|| Duration::from_secs(5)),
         keepalive_timeout: Duration::from_secs(2),
-        initial_window_size: if config & 0x20 == 0 { 65_535 } else { 256 * 1024 },
+        initial_window_size: if config & 0x20 == 0 {
+            65_535
+        } else {
+            256 * 1024
+        },
         max_frame_size: 16_384,
     }
 }
@@ -119,11 +123,18 @@ impl Harness {
         let mut out = Vec::new();
         self.conn.poll_transmit(&mut out);
         if was_closed {
-            assert!(out.is_empty(), "a closed connection wrote {} bytes", out.len());
+            assert!(
+                out.is_empty(),
+                "a closed connection wrote {} bytes",
+                out.len()
+            );
         }
         self.out.push(&out);
         for id in &self.out.data_streams {
-            assert!(self.seen.contains(id), "DATA on stream {id}, never announced");
+            assert!(
+                self.seen.contains(id),
+                "DATA on stream {id}, never announced"
+            );
         }
         // Protocol reactions are at most a few times the input (a 9-byte PING
         // gets a 17-byte ACK; a DATA frame up to two WINDOW_UPDATEs; ...);
@@ -138,8 +149,14 @@ impl Harness {
             self.clock_steps
         );
         if self.out.error_goaway {
-            assert!(self.conn.is_closed(), "GOAWAY with an error sent, but not closed");
-            assert!(self.conn.poll_timeout().is_none(), "a closed connection wants a timer");
+            assert!(
+                self.conn.is_closed(),
+                "GOAWAY with an error sent, but not closed"
+            );
+            assert!(
+                self.conn.poll_timeout().is_none(),
+                "a closed connection wants a timer"
+            );
         }
         out.len()
     }
@@ -149,10 +166,22 @@ impl Harness {
         // Bounded: each event came from input already fed.
         while let Some(ev) = self.conn.poll_event() {
             match ev {
-                Event::Headers { id, head, end_stream } => {
+                Event::Headers {
+                    id,
+                    head,
+                    end_stream,
+                } => {
                     assert!(id % 2 == 1 && id != 0, "request on stream {id}");
-                    assert!(!self.streams.contains_key(&id), "stream {id} announced twice");
-                    assert!(!self.seen.contains(&id), "stream id {id} reused");
+                    assert!(
+                        !self.streams.contains_key(&id),
+                        "stream {id} announced twice"
+                    );
+                    // §5.1.1: new stream ids only ever increase.
+                    assert!(
+                        self.seen.iter().all(|&s| s < id),
+                        "stream id {id} not above {:?}",
+                        self.seen.last()
+                    );
                     // Exercise the accessors.
                     let _ = (head.method(), head.path(), head.scheme(), head.authority());
                     let _ = head.header(b"content-type");
@@ -162,8 +191,15 @@ impl Harness {
                     self.streams.insert(id, b);
                     self.answer_headers(id, b, end_stream);
                 }
-                Event::Data { id, data, end_stream } => {
-                    assert!(self.seen.contains(&id), "DATA event for unknown stream {id}");
+                Event::Data {
+                    id,
+                    data,
+                    end_stream,
+                } => {
+                    assert!(
+                        self.seen.contains(&id),
+                        "DATA event for unknown stream {id}"
+                    );
                     if self.streams.get(&id) == Some(&Behaviour::Echo) {
                         self.app_bytes += data.len() + 9;
                         let r = self.conn.send_data(id, data, false);
@@ -194,7 +230,11 @@ impl Harness {
     /// because the stream or connection went away meanwhile (events not yet polled).
     fn expect_ok(&self, id: u32, r: Result<(), SendError>) {
         if let Err(e) = r {
-            assert_ne!(e, SendError::InvalidState, "valid send on stream {id} refused: {e}");
+            assert_ne!(
+                e,
+                SendError::InvalidState,
+                "valid send on stream {id} refused: {e}"
+            );
         }
     }
 
@@ -211,7 +251,10 @@ impl Harness {
         let fields: [(&[u8], &[u8]); 1] = [(b"content-type", b"application/grpc")];
         // DATA before HEADERS is refused (InvalidState, or the stream or
         // connection is already gone).
-        assert!(self.conn.send_data(id, Bytes::from_static(b"x"), false).is_err());
+        assert!(self
+            .conn
+            .send_data(id, Bytes::from_static(b"x"), false)
+            .is_err());
         match b {
             Behaviour::Echo => {
                 self.app_bytes += 64;
@@ -228,7 +271,11 @@ impl Harness {
                 let r = self.conn.send_headers(
                     id,
                     200,
-                    &[(b"content-type", b"application/grpc"), (b"grpc-status", b"12"), (b"grpc-message", b"no%20such%20method")],
+                    &[
+                        (b"content-type", b"application/grpc"),
+                        (b"grpc-status", b"12"),
+                        (b"grpc-message", b"no%20such%20method"),
+                    ],
                     true,
                 );
                 self.expect_ok(id, r);
@@ -239,7 +286,9 @@ impl Harness {
                 self.app_bytes += 64 + BIG_BODY + 9 * (BIG_BODY / 16 + 1);
                 let r = self.conn.send_headers(id, 200, &fields, false);
                 self.expect_ok(id, r);
-                let r = self.conn.send_data(id, Bytes::from(vec![0x5a; BIG_BODY]), true);
+                let r = self
+                    .conn
+                    .send_data(id, Bytes::from(vec![0x5a; BIG_BODY]), true);
                 self.expect_ok(id, r);
                 self.streams.remove(&id);
             }
@@ -247,7 +296,12 @@ impl Harness {
                 self.app_bytes += 16;
                 self.conn.reset(id, ErrorCode::Cancel);
                 self.streams.remove(&id);
-                assert_eq!(self.conn.send_headers(id, 200, &fields, false).map_err(|_| ()), Err(()));
+                assert_eq!(
+                    self.conn
+                        .send_headers(id, 200, &fields, false)
+                        .map_err(|_| ()),
+                    Err(())
+                );
             }
             Behaviour::Ignore => {}
         }
@@ -333,6 +387,10 @@ fuzz_target!(|data: &[u8]| {
     h.app_bytes += 16 * h.seen.len();
     h.events();
     h.transmit();
-    assert!(h.conn.is_closed(), "EOF and all streams reset, yet not closed: {:?}", h.conn);
+    assert!(
+        h.conn.is_closed(),
+        "EOF and all streams reset, yet not closed: {:?}",
+        h.conn
+    );
     assert_eq!(h.conn.open_streams(), 0);
 });

@@ -84,7 +84,10 @@ fn check_parsed(head: &Head, payload: &[u8], frame: Frame<'_>) {
         Frame::Headers(h) => {
             assert_eq!(head.kind, kind::HEADERS);
             assert_ne!(h.stream_id, 0);
-            assert!(within(h.fragment, payload), "HEADERS fragment outside the payload");
+            assert!(
+                within(h.fragment, payload),
+                "HEADERS fragment outside the payload"
+            );
             // Split into small frames to exercise the CONTINUATION path, then join.
             let max_frame = 1 + usize::from(head.flags);
             Headers::encode(h.stream_id, h.fragment, h.end_stream, max_frame, &mut out);
@@ -144,10 +147,21 @@ fn check_parsed(head: &Head, payload: &[u8], frame: Frame<'_>) {
         Frame::Continuation(c) => {
             assert_ne!(c.stream_id, 0);
             assert_eq!(c.fragment, payload);
-            assert_eq!(c, Continuation { stream_id: head.stream_id, fragment: payload, end_headers: c.end_headers });
+            assert_eq!(
+                c,
+                Continuation {
+                    stream_id: head.stream_id,
+                    fragment: payload,
+                    end_headers: c.end_headers
+                }
+            );
         }
         Frame::Unknown { stream_id } => {
-            assert!(head.kind > kind::CONTINUATION, "known type {} parsed as unknown", head.kind);
+            assert!(
+                head.kind > kind::CONTINUATION,
+                "known type {} parsed as unknown",
+                head.kind
+            );
             assert_eq!(stream_id, head.stream_id);
         }
     }

@@ -95,7 +95,11 @@ fuzz_target!(|data: &[u8]| {
         loop {
             match decoder.next_message() {
                 Ok(Some(msg)) => {
-                    assert!(msg.len() <= max, "message of {} bytes over the bound {max}", msg.len());
+                    assert!(
+                        msg.len() <= max,
+                        "message of {} bytes over the bound {max}",
+                        msg.len()
+                    );
                     got.push(msg);
                 }
                 Ok(None) => break,
@@ -107,7 +111,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    assert_eq!(got.len(), want.len(), "message count differs from the reference");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "message count differs from the reference"
+    );
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(&g[..], *w, "message bytes differ from the reference");
     }
@@ -115,7 +123,10 @@ fuzz_target!(|data: &[u8]| {
         End::Fail(code) => assert_eq!(failed, Some(code), "expected the call to fail"),
         End::Partial => {
             assert_eq!(failed, None);
-            assert!(decoder.is_partial(), "unfinished message not reported as partial");
+            assert!(
+                decoder.is_partial(),
+                "unfinished message not reported as partial"
+            );
         }
         End::Clean => {
             assert_eq!(failed, None);
@@ -140,5 +151,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = timeout::parse(stream);
     let _ = Method::route(stream);
     let text = status::percent_decode(stream);
-    assert_eq!(status::percent_decode(status::percent_encode(&text).as_bytes()), text);
+    assert_eq!(
+        status::percent_decode(status::percent_encode(&text).as_bytes()),
+        text
+    );
 });

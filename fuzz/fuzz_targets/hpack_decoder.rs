@@ -104,7 +104,10 @@ fn round_trip(encoder: &mut Encoder, peer: &mut Decoder, fields: &Fields) {
     let mut got: Fields = Vec::new();
     let r = peer.decode(&block, &mut |n, v| got.push((n.to_vec(), v.to_vec())));
     assert_eq!(r, Ok(()), "our own encoding failed to decode: {block:02x?}");
-    assert_eq!(&got, fields, "round trip changed the fields; block {block:02x?}");
+    assert_eq!(
+        &got, fields,
+        "round trip changed the fields; block {block:02x?}"
+    );
     assert_eq!(
         encoder.table_size(),
         peer.table_size(),

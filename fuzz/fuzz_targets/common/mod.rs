@@ -12,7 +12,9 @@ use std::time::Duration;
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Chunk sizes selected by the low nibble of a control byte (0 = all that is left).
-pub const CHUNKS: [usize; 16] = [0, 1, 2, 3, 7, 9, 10, 17, 24, 33, 64, 100, 256, 1000, 4096, 16_393];
+pub const CHUNKS: [usize; 16] = [
+    0, 1, 2, 3, 7, 9, 10, 17, 24, 33, 64, 100, 256, 1000, 4096, 16_393,
+];
 /// Clock steps: small ones for ordering, large ones to fire every timer.
 pub const SMALL_STEPS: [Duration; 4] = [
     Duration::ZERO,
@@ -135,7 +137,11 @@ impl OutputChecker {
 
     /// Checks the bytes one `poll_transmit` wrote.
     pub fn push(&mut self, out: &[u8]) {
-        assert!(out.len() <= MAX_TRANSMIT, "one poll_transmit wrote {} bytes", out.len());
+        assert!(
+            out.len() <= MAX_TRANSMIT,
+            "one poll_transmit wrote {} bytes",
+            out.len()
+        );
         self.total += out.len();
         self.pending.extend_from_slice(out);
         let mut at = 0;
@@ -152,7 +158,10 @@ impl OutputChecker {
     }
 
     fn frame(&mut self, head: &Head, payload: &[u8]) {
-        assert!(head.length <= self.max_frame, "frame over the peer's MAX_FRAME_SIZE: {head:?}");
+        assert!(
+            head.length <= self.max_frame,
+            "frame over the peer's MAX_FRAME_SIZE: {head:?}"
+        );
         let frame = match Frame::parse(head, payload) {
             Ok(f) => f,
             Err(e) => panic!("we wrote a frame that does not parse: {head:?}: {e}"),
@@ -205,7 +214,9 @@ impl OutputChecker {
         // a later one is trailers (no pseudo-headers).
         let first = !self.responded.contains(&id);
         let mut names = Vec::new();
-        let r = self.hpack.decode(&block, &mut |n, _| names.push(n.to_vec()));
+        let r = self
+            .hpack
+            .decode(&block, &mut |n, _| names.push(n.to_vec()));
         assert_eq!(r, Ok(()), "our header block does not decode: {block:02x?}");
         if first {
             assert_eq!(
@@ -215,7 +226,10 @@ impl OutputChecker {
             );
             self.responded.push(id);
         } else {
-            assert!(names.iter().all(|n| !n.starts_with(b":")), "pseudo-header in trailers");
+            assert!(
+                names.iter().all(|n| !n.starts_with(b":")),
+                "pseudo-header in trailers"
+            );
         }
     }
 }
@@ -228,7 +242,10 @@ static TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 pub fn init_log() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        TRACE.store(std::env::var_os("FUZZ_TRACE").is_some(), std::sync::atomic::Ordering::Relaxed);
+        TRACE.store(
+            std::env::var_os("FUZZ_TRACE").is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let level = std::env::var("FUZZ_LOG")
             .ok()
             .and_then(|v| v.parse().ok())

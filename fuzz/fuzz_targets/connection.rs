@@ -97,11 +97,16 @@ struct Harness {
     input_bytes: usize,
     app_bytes: usize,
     clock_steps: usize,
+    /// `handle_read_closed` was called: the server reads nothing more.
+    eof: bool,
 }
 
 impl Harness {
     fn feed(&mut self, chunk: &[u8]) {
         self.input_bytes += chunk.len();
+        if !self.eof {
+            self.out.client_sent(chunk);
+        }
         let before = self.conn.is_closed();
         self.conn.handle_input(chunk, self.now);
         if before {
@@ -325,6 +330,7 @@ fuzz_target!(|data: &[u8]| {
         input_bytes: 0,
         app_bytes: 0,
         clock_steps: 0,
+        eof: false,
     };
     let mut left = &input.stream[..];
     let mut step = 0usize;
@@ -358,7 +364,10 @@ fuzz_target!(|data: &[u8]| {
                     h.streams.remove(&id);
                 }
             }
-            15 => h.conn.handle_read_closed(),
+            15 => {
+                h.eof = true;
+                h.conn.handle_read_closed();
+            }
             _ => {}
         }
         if drain_events {

@@ -9,7 +9,7 @@
 //!
 //! Checked: no panic; every `poll_transmit` result is a well-formed frame
 //! sequence whose header blocks decode with a client-side HPACK decoder;
-//! each result is bounded; after a GOAWAY with an error code the session is
+//! each result is bounded, and so is the total against the input; after a GOAWAY with an error code the session is
 //! closed once flushed and writes nothing more.
 
 #![no_main]
@@ -37,7 +37,11 @@ fn config(c: u8) -> Config {
     config
 }
 
-fn transmit(s: &mut Session, out: &mut OutputChecker) -> usize {
+/// Output allowed per input byte: a reflection request of a few dozen bytes
+/// may be answered with a descriptor of about a kilobyte (measured: ~45x).
+const AMPLIFICATION: usize = 256;
+
+fn transmit(s: &mut Session, out: &mut OutputChecker, input: usize, clock_steps: usize) -> usize {
     let was_closed = s.is_closed();
     let mut buf = Vec::new();
     s.poll_transmit(&mut buf);
@@ -45,6 +49,12 @@ fn transmit(s: &mut Session, out: &mut OutputChecker) -> usize {
         assert!(buf.is_empty(), "a closed session wrote {} bytes", buf.len());
     }
     out.push(&buf);
+    let bound = 64 * 1024 + AMPLIFICATION * input + 64 * clock_steps;
+    assert!(
+        out.total <= bound,
+        "output {} over the bound {bound} (input {input}, clock steps {clock_steps})",
+        out.total
+    );
     if out.error_goaway {
         assert!(s.is_closed(), "GOAWAY with an error sent, but not closed");
     }
@@ -61,19 +71,35 @@ fuzz_target!(|data: &[u8]| {
     let mut out = OutputChecker::new(peer_max_frame(&input.stream));
     let mut left = &input.stream[..];
     let mut step = 0usize;
+    let mut fed = 0usize;
+    let mut clock = 0usize;
+    let mut eof = false;
     while !left.is_empty() {
         let c = input.control(step);
         step += 1;
         let (chunk, after) = left.split_at(chunk_size(c, left.len()));
         left = after;
+        fed += chunk.len();
+        if !eof {
+            out.client_sent(chunk);
+        }
         s.handle_input(chunk, now);
         let mut flush = true;
         match c >> 4 {
-            8 => now += SMALL_STEPS[usize::from(c) % 4],
-            9 => now += LARGE_STEPS[usize::from(c) % 4],
+            8 => {
+                clock += 1;
+                now += SMALL_STEPS[usize::from(c) % 4];
+            }
+            9 => {
+                clock += 1;
+                now += LARGE_STEPS[usize::from(c) % 4];
+            }
             10 => s.shutdown(),
             11 => flush = false,
-            15 => s.handle_read_closed(now),
+            15 => {
+                eof = true;
+                s.handle_read_closed(now);
+            }
             _ => {}
         }
         if s.poll_timeout().is_some_and(|t| t <= now) {
@@ -81,21 +107,22 @@ fuzz_target!(|data: &[u8]| {
         }
         if flush {
             for _ in 0..64 {
-                if transmit(&mut s, &mut out) == 0 {
+                if transmit(&mut s, &mut out, fed, clock) == 0 {
                     break;
                 }
             }
         }
     }
-    transmit(&mut s, &mut out);
+    transmit(&mut s, &mut out, fed, clock);
     // The end: EOF, shutdown, every timer; all of it must be handled quietly.
     s.handle_read_closed(now);
     s.shutdown();
     for d in LARGE_STEPS {
+        clock += 1;
         now += d;
         s.handle_timeout(now);
         for _ in 0..64 {
-            if transmit(&mut s, &mut out) == 0 {
+            if transmit(&mut s, &mut out, fed, clock) == 0 {
                 break;
             }
         }

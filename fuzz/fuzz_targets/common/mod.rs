@@ -119,6 +119,89 @@ pub struct OutputChecker {
     pub data_streams: Vec<u32>,
     /// Total bytes written.
     pub total: usize,
+    /// The client's side of flow control, from the bytes it sent.
+    flow: ClientFlow,
+}
+
+/// What the client's frames allow the server to send (RFC 9113 §6.9): fed
+/// the client bytes the server has processed, in order, before each check.
+/// A stream's window is the current SETTINGS_INITIAL_WINDOW_SIZE plus its
+/// WINDOW_UPDATEs minus the DATA sent on it (a SETTINGS change moves every
+/// stream's window by the difference, §6.9.2, so this holds for streams
+/// opened before or after the change).
+struct ClientFlow {
+    /// Client bytes not yet split into frames (the preface first).
+    buf: Vec<u8>,
+    preface_left: usize,
+    initial_window: i64,
+    max_frame: u32,
+    conn_credit: i64,
+    /// Per stream: WINDOW_UPDATE increments minus DATA sent.
+    streams: std::collections::BTreeMap<u32, i64>,
+}
+
+impl ClientFlow {
+    fn feed(&mut self, bytes: &[u8]) {
+        let skip = self.preface_left.min(bytes.len());
+        self.preface_left -= skip;
+        self.buf.extend_from_slice(&bytes[skip..]);
+        let mut at = 0;
+        while let Some(head) = self.buf.get(at..).and_then(Head::parse) {
+            let end = at + HEAD_LEN + head.length as usize;
+            let Some(payload) = self.buf.get(at + HEAD_LEN..end) else {
+                break;
+            };
+            match head.kind {
+                kind::SETTINGS if head.flags & 1 == 0 => {
+                    for p in payload.chunks_exact(6) {
+                        let v = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
+                        match u16::from_be_bytes([p[0], p[1]]) {
+                            4 => self.initial_window = i64::from(v),
+                            5 => self.max_frame = v,
+                            _ => {}
+                        }
+                    }
+                }
+                kind::WINDOW_UPDATE if payload.len() == 4 => {
+                    let inc = i64::from(
+                        u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                            & 0x7fff_ffff,
+                    );
+                    if head.stream_id == 0 {
+                        self.conn_credit += inc;
+                    } else {
+                        *self.streams.entry(head.stream_id).or_default() += inc;
+                    }
+                }
+                _ => {}
+            }
+            at = end;
+        }
+        self.buf.drain(..at);
+    }
+
+    /// The server wrote DATA of flow length `len` on `id`.
+    fn sent(&mut self, id: u32, len: usize) {
+        let len = len as i64;
+        assert!(
+            len <= self.max_frame as i64,
+            "DATA of {len} bytes over the peer's current MAX_FRAME_SIZE {}",
+            self.max_frame
+        );
+        let stream = self.streams.entry(id).or_default();
+        assert!(
+            len <= self.initial_window + *stream,
+            "DATA of {len} bytes on stream {id} beyond its window {} (§6.9.1)",
+            self.initial_window + *stream
+        );
+        assert!(
+            len <= self.conn_credit,
+            "DATA of {len} bytes beyond the connection window {} (§6.9.1)",
+            self.conn_credit
+        );
+        *stream -= len;
+        self.conn_credit -= len;
+    }
 }
 
 impl OutputChecker {
@@ -132,7 +215,21 @@ impl OutputChecker {
             error_goaway: false,
             data_streams: Vec::new(),
             total: 0,
+            flow: ClientFlow {
+                buf: Vec::new(),
+                preface_left: PREFACE.len(),
+                initial_window: 65_535,
+                max_frame: 16_384,
+                conn_credit: 65_535,
+                streams: std::collections::BTreeMap::new(),
+            },
         }
+    }
+
+    /// Client bytes the server processed (call before `handle_input`; not
+    /// after EOF, nor for input a closed server ignores).
+    pub fn client_sent(&mut self, bytes: &[u8]) {
+        self.flow.feed(bytes);
     }
 
     /// Checks the bytes one `poll_transmit` wrote.
@@ -196,6 +293,7 @@ impl OutputChecker {
             }
             Frame::Data(d) => {
                 assert!(d.stream_id % 2 == 1, "DATA on an even stream");
+                self.flow.sent(d.stream_id, d.flow_len as usize);
                 if !self.data_streams.contains(&d.stream_id) {
                     self.data_streams.push(d.stream_id);
                 }

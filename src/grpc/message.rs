@@ -121,14 +121,12 @@ impl Decoder {
     }
 }
 
-/// The status for a message over the bound (wording as tonic's, code from
-/// [`crate::service::TOO_LARGE`]).
+/// The status for a message over the bound: code [`crate::service::TOO_LARGE`]
+/// and the tokio flavour's wording, so both servers say the same.
 fn too_large(len: usize, max: usize) -> Status {
     Status::new(
         crate::service::TOO_LARGE,
-        format!(
-            "Error, decoded message length too large: found {len} bytes, the limit is: {max} bytes"
-        ),
+        format!("message of {len} bytes is over the limit of {max} bytes"),
     )
 }
 
@@ -222,7 +220,7 @@ mod tests {
         assert_eq!(e.code, crate::service::TOO_LARGE);
         assert_eq!(
             e.message,
-            "Error, decoded message length too large: found 4294967295 bytes, the limit is: 10 bytes"
+            "message of 4294967295 bytes is over the limit of 10 bytes"
         );
         // Exactly the bound is fine.
         let mut d = Decoder::new(3);

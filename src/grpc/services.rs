@@ -92,6 +92,19 @@ pub fn health_request(request: Bytes) -> Result<String, Status> {
         .service)
 }
 
+/// Checks that `request` decodes as the request type of `method`, without
+/// running the method: what tonic does with extra messages of a unary call.
+pub fn decode_only(method: Method, request: Bytes) -> Result<(), Status> {
+    match method {
+        Method::EchoReply => EchoRequest::decode(request).map(drop),
+        Method::HealthCheck | Method::HealthWatch => HealthCheckRequest::decode(request).map(drop),
+        Method::Reflection => {
+            super::reflection::pb::ServerReflectionRequest::decode(request).map(drop)
+        }
+    }
+    .map_err(decode_error)
+}
+
 /// `grpc.health.v1.Health/Check`.
 pub fn health_check(request: Bytes, serving: bool) -> Result<Bytes, Status> {
     let service = health_request(request)?;
@@ -154,6 +167,23 @@ mod tests {
         // Field 1 holding the invalid UTF-8 byte 0xFF.
         let e = echo_reply(Bytes::from_static(&[0x0A, 0x01, 0xFF])).unwrap_err();
         assert_eq!(e.code, crate::service::DECODE_ERROR);
+    }
+
+    #[test]
+    fn decode_only_checks_without_answering() {
+        let unknown = HealthCheckRequest {
+            service: "nope".into(),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            decode_only(Method::HealthCheck, Bytes::from(unknown)),
+            Ok(())
+        );
+        let bad = Bytes::from_static(&[0x0A, 0x01, 0xFF]);
+        assert_eq!(
+            decode_only(Method::EchoReply, bad).unwrap_err().code,
+            crate::service::DECODE_ERROR
+        );
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //!
 //! The driver feeds bytes and time in and takes bytes and the next deadline
 //! out; the session turns HTTP/2 request events into calls, routes them by
-//! `:path` to [`services`](super::services) and writes each response. Where a
+//! `:path` to [`services`] and writes each response. Where a
 //! request enters: [`Session::handle_input`] → `on_headers` (checks and
 //! routing) → `on_data` (message decoding, bounded per stream) → `finish`
 //! (the reply).
 //!
-//! Answers for bad requests follow tonic 0.14, so both server flavours agree:
+//! Answers for bad requests follow tonic 0.14 (and the tokio flavour's
+//! wording where it adds its own checks), so both server flavours agree:
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -22,7 +23,7 @@
 //! | unary request with several messages | the first is answered; the others must decode (tonic drains them) |
 //! | request cut mid-message | INTERNAL "Unexpected EOF decoding stream." |
 //! | undecodable protobuf / bad UTF-8 | [`crate::service::DECODE_ERROR`] |
-//! | call not finished at its `grpc-timeout` | DEADLINE_EXCEEDED "Timeout expired" |
+//! | call not finished at its `grpc-timeout` | DEADLINE_EXCEEDED "deadline exceeded" |
 //! | malformed `grpc-timeout` | ignored (no deadline) |
 //!
 //! Errors before any reply message use one Trailers-Only HEADERS frame.
@@ -111,7 +112,7 @@ impl Session {
         while let Some(call) = self.calls.get(i) {
             if call.deadline.is_some_and(|d| d <= now) {
                 let call = self.calls.swap_remove(i);
-                let status = Status::new(crate::service::DEADLINE, "Timeout expired");
+                let status = Status::new(crate::service::DEADLINE, "deadline exceeded");
                 if call.responding {
                     self.send_status(call.id, &status);
                 } else {
@@ -145,6 +146,14 @@ impl Session {
     /// Nothing more will happen: flush what is left and close the socket.
     pub fn is_closed(&self) -> bool {
         self.conn.is_closed()
+    }
+
+    /// Calls answered whose response the core still holds, not yet all
+    /// written out (waiting for the socket or for the client's flow-control
+    /// window). The driver stops reading from a client that does not read
+    /// while these pile up, which bounds what a non-reading client costs.
+    pub fn queued_responses(&self) -> usize {
+        self.conn.open_streams().saturating_sub(self.calls.len())
     }
 
     /// Calls not yet answered (counted as abandoned if shutdown cuts them off).
@@ -269,7 +278,7 @@ impl Session {
                     // tonic drains extra messages of a unary call through the
                     // decoder: they are dropped, but must decode.
                     method => {
-                        if let Err(status) = call_unary(method, msg, true) {
+                        if let Err(status) = services::decode_only(method, msg) {
                             failed = Some(status);
                             break;
                         }
@@ -661,6 +670,29 @@ mod tests {
         assert_eq!(a.grpc_status(), Some(0));
         assert_eq!(reply_text(a), "You said: Hello World!");
         assert_eq!(c.session.open_calls(), 0);
+        assert_eq!(c.session.queued_responses(), 0, "all written out");
+    }
+
+    #[test]
+    fn answered_calls_count_as_queued_until_written() {
+        let mut c = Client::new();
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "x"),
+            ("content-type", "application/grpc"),
+        ];
+        // Three whole calls fed without reading the session's output.
+        for id in [1, 3, 5] {
+            let mut f = frame(HEADERS, END_HEADERS, id, &block(&fields));
+            f.extend(frame(DATA, END_STREAM, id, &echo_body("queued")));
+            c.session.handle_input(&f, c.now);
+        }
+        assert_eq!(c.session.queued_responses(), 3);
+        c.read();
+        assert_eq!(c.session.queued_responses(), 0);
+        assert_eq!(c.streams.len(), 3);
     }
 
     #[test]

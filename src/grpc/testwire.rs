@@ -50,4 +50,3 @@ pub fn block(fields: &[(&str, &str)]) -> Vec<u8> {
     }
     b
 }
-

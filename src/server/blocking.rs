@@ -1,21 +1,25 @@
 //! The runtime-free driver: `std::net` sockets around the sans-IO
-//! [`Session`](crate::grpc::session::Session), on one thread.
+//! [`Session`], on one thread.
 //!
 //! Why one thread and a readiness loop (the `polling` crate: epoll on Linux,
 //! kqueue on the BSDs/macOS) rather than a thread per connection:
 //!
 //! * **Memory.** A connection costs its socket, a [`Session`] and, only while
 //!   it has unsent output, an output `Vec`; there is no per-connection thread
-//!   stack. Reads go through one shared buffer for all connections.
+//!   stack. Reads go through one shared buffer for all connections. Measured
+//!   (x86_64 release): 250 idle HTTP/2 connections add ~200 KB RSS (< 1 KB
+//!   each); the idle process is ~2 MB RSS, of which ~450 KB private.
 //! * **No idle wakeups.** The loop sleeps in the poller until a socket is
 //!   ready or the earliest connection timer (handshake, idle, keepalive, call
 //!   deadline) is due; with no connections it sleeps without a timeout.
 //! * **Batching.** One wakeup handles every ready socket, and one read feeds
 //!   every HTTP/2 frame (so every stream) it holds.
-//! * **Fairness.** Sockets are non-blocking. A client that does not read its
-//!   answers only fills its own output buffer; while that is full the session
-//!   reports `wants_input() == false` and we stop reading from it, so it can
-//!   neither block nor swamp the others. Reads per wakeup are bounded.
+//! * **Fairness.** Sockets are non-blocking and reads per wakeup are bounded.
+//!   A client that does not read its answers only fills its own buffers: we
+//!   stop reading from it while the session reports `wants_input() == false`
+//!   or while its socket takes no output and `MAX_QUEUED_RESPONSES`
+//!   answered calls wait, so it can neither block nor swamp the others (nor
+//!   make us hold more than a few replies for it).
 //!
 //! `polling` 2.x is used because its registration API is safe; 3.x made
 //! `add` an `unsafe fn`, and this crate forbids unsafe code. Its tree is
@@ -30,7 +34,7 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use polling::{Event, Poller};
 
@@ -48,6 +52,13 @@ const FIRST_CONN: usize = 2;
 const READ_BUF: usize = 32 * 1024;
 /// Reads per connection per wakeup, so one busy client cannot starve the rest.
 const READS_PER_WAKEUP: usize = 4;
+/// While a connection's socket is not taking our output, at most this many
+/// answered calls may wait in its session before we stop reading from it.
+const MAX_QUEUED_RESPONSES: usize = 8;
+/// After an accept error other than "no more pending" (typically EMFILE:
+/// out of file descriptors), the listener rests this long instead of
+/// spinning on a connection it cannot take.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -98,6 +109,8 @@ struct Server {
     drain_deadline: Option<Instant>,
     /// A second signal asked to stop draining.
     force_stop: bool,
+    /// Set after an accept error: when to re-arm the listener.
+    accept_paused_until: Option<Instant>,
     /// The shared read buffer.
     buf: Box<[u8]>,
 }
@@ -121,8 +134,12 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     signals.set_nonblocking(true).map_err(ServeError::Io)?;
     let poller = Poller::new().map_err(ServeError::Io)?;
-    poller.add(&listener, Event::readable(LISTENER)).map_err(ServeError::Io)?;
-    poller.add(&signals, Event::readable(SIGNAL)).map_err(ServeError::Io)?;
+    poller
+        .add(&listener, Event::readable(LISTENER))
+        .map_err(ServeError::Io)?;
+    poller
+        .add(&signals, Event::readable(SIGNAL))
+        .map_err(ServeError::Io)?;
     super::log_startup(listener.local_addr().map_err(ServeError::Io)?, &config);
     let mut server = Server {
         poller,
@@ -133,6 +150,7 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         config,
         drain_deadline: None,
         force_stop: false,
+        accept_paused_until: None,
         buf: vec![0; READ_BUF].into_boxed_slice(),
     };
     server.serve()
@@ -152,6 +170,7 @@ impl Server {
             let timeout = next_timer
                 .into_iter()
                 .chain(self.drain_deadline)
+                .chain(self.accept_paused_until)
                 .min()
                 .map(|t: Instant| t.saturating_duration_since(Instant::now()));
             events.clear();
@@ -169,6 +188,14 @@ impl Server {
                 }
             }
             next_timer = self.tick(now);
+            if self.accept_paused_until.is_some_and(|t| t <= now) {
+                self.accept_paused_until = None;
+                if let Some(listener) = &self.listener {
+                    self.poller
+                        .modify(listener, Event::readable(LISTENER))
+                        .map_err(ServeError::Io)?;
+                }
+            }
         }
         let abandoned = self
             .conns
@@ -190,11 +217,13 @@ impl Server {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Per-connection failures (e.g. ECONNABORTED) or running out
-                // of descriptors: log and carry on; the listener is re-armed.
+                // Running out of descriptors (or a transient failure): the
+                // pending connection stays queued, so re-arming now would
+                // spin. Rest the listener briefly; `serve` re-arms it.
                 Err(e) => {
-                    crate::warn!("accept failed: {e}");
-                    break;
+                    crate::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return Ok(());
                 }
             };
             if self.live >= self.config.max_connections {
@@ -281,7 +310,7 @@ impl Server {
             return;
         }
         for _ in 0..READS_PER_WAKEUP {
-            if !conn.session.wants_input() {
+            if !wants_input(conn) {
                 break;
             }
             match conn.stream.read(&mut self.buf) {
@@ -323,7 +352,7 @@ impl Server {
                 continue;
             }
             let want = Interest {
-                read: !conn.read_closed && conn.session.wants_input(),
+                read: !conn.read_closed && wants_input(conn),
                 write: !flushed,
             };
             if conn.armed != Some(want) {
@@ -351,6 +380,16 @@ impl Server {
         }
         next
     }
+}
+
+/// Whether to read more from `conn`: the session asks for input, unless the
+/// client is not reading its answers (our output is stuck in the socket)
+/// while answered calls pile up. Reading stops only in that case, so a
+/// client blocked on flow control can still send its WINDOW_UPDATEs.
+fn wants_input(conn: &Conn) -> bool {
+    let stuck = conn.written < conn.out.len();
+    conn.session.wants_input()
+        && !(stuck && conn.session.queued_responses() >= MAX_QUEUED_RESPONSES)
 }
 
 /// Writes as much pending output as the socket takes, pulling more from the
@@ -426,7 +465,11 @@ mod tests {
         thread::spawn(move || {
             let _ = tx.send(serve(listener, signals, config));
         });
-        Running { addr, trigger, done }
+        Running {
+            addr,
+            trigger,
+            done,
+        }
     }
 
     fn connect(addr: SocketAddr) -> TcpStream {
@@ -446,7 +489,8 @@ mod tests {
         let mut chunk = [0u8; 4096];
         loop {
             while buf.len() >= 9 {
-                let len = usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
+                let len =
+                    usize::from(buf[0]) << 16 | usize::from(buf[1]) << 8 | usize::from(buf[2]);
                 if buf.len() < 9 + len {
                     break;
                 }
@@ -551,6 +595,70 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_does_not_read_is_not_read_either() {
+        let server = start(Config::default());
+        let mut stuck = connect(server.addr);
+        // Huge windows, so only the socket (not flow control) holds replies back.
+        let mut out = PREFACE.to_vec();
+        out.extend(frame(SETTINGS, 0, 0, &[0, 4, 0x7F, 0xFF, 0xFF, 0xFF]));
+        out.extend(frame(8, 0, 0, &(0x7FFF_FFFFu32 - 65_535).to_be_bytes()));
+        let fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/echo.Echo/Reply"),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+        ];
+        let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
+            message: "z".repeat(1 << 20),
+        });
+        for id in (1..100).step_by(2) {
+            out.extend(frame(HEADERS, END_HEADERS, id, &block(&fields)));
+            let chunks: Vec<&[u8]> = body.chunks(16_384).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let flags = if i + 1 == chunks.len() { END_STREAM } else { 0 };
+                out.extend(frame(DATA, flags, id, chunk));
+            }
+        }
+        // 50 calls with 1 MiB replies, never reading: the server must stop
+        // reading long before taking all 50 MiB.
+        stuck.set_nonblocking(true).unwrap();
+        let mut sent = 0;
+        let until = Instant::now() + Duration::from_secs(3);
+        while sent < out.len() && Instant::now() < until {
+            match stuck.write(&out[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("write failed: {e}"),
+            }
+        }
+        assert!(
+            sent < out.len() / 2,
+            "server kept reading: {sent} of {} bytes taken",
+            out.len()
+        );
+        // Meanwhile another client is served at once.
+        let mut other = connect(server.addr);
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        other.write_all(&hello).unwrap();
+        echo_request(&mut other, 1, "not stuck");
+        let frames = read_until(&mut other, |ty, flags, id| {
+            id == 1 && ty == HEADERS && flags & END_STREAM != 0
+        });
+        assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
+        drop(stuck);
+        (&server.trigger).write_all(&[1]).unwrap();
+        assert!(server
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .is_ok());
+    }
+
+    #[test]
     fn connections_over_the_limit_are_closed() {
         let server = start(Config {
             max_connections: 1,
@@ -572,6 +680,10 @@ mod tests {
         });
         assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
         (&server.trigger).write_all(&[1]).unwrap();
-        assert!(server.done.recv_timeout(Duration::from_secs(5)).unwrap().is_ok());
+        assert!(server
+            .done
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap()
+            .is_ok());
     }
 }

@@ -13,7 +13,8 @@
 //! messages in the same order, the same failure (code) at the same message,
 //! `is_partial` at the end exactly when bytes of an unfinished message are
 //! left, and no message over the bound. Each message is also handed to the
-//! services that decode request protobufs (Echo, Health, reflection), and the
+//! services that decode request protobufs (Echo, Health, reflection; and
+//! `decode_only` must accept exactly what those accept), and the
 //! stream bytes to `grpc-timeout` parsing, `:path` routing and the
 //! `grpc-message` percent-encoding (decode ∘ encode is the identity).
 
@@ -144,7 +145,20 @@ fuzz_target!(|data: &[u8]| {
             assert!(!d.is_partial());
         }
         let _ = services::health_check(msg.clone(), msg.len() % 2 == 0);
-        let _ = reflection::reflect(msg.clone());
+        let reflected = reflection::reflect(msg.clone());
+        // Decoding without answering agrees with decoding to answer.
+        assert_eq!(
+            services::decode_only(Method::EchoReply, msg.clone()).is_ok(),
+            services::echo_reply(msg.clone()).is_ok()
+        );
+        assert_eq!(
+            services::decode_only(Method::HealthCheck, msg.clone()).is_ok(),
+            services::health_request(msg.clone()).is_ok()
+        );
+        assert_eq!(
+            services::decode_only(Method::Reflection, msg.clone()).is_ok(),
+            reflected.is_ok()
+        );
     }
 
     // Header values the session parses.

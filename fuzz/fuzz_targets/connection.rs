@@ -99,6 +99,8 @@ struct Harness {
     clock_steps: usize,
     /// `handle_read_closed` was called: the server reads nothing more.
     eof: bool,
+    /// Request body bytes delivered per stream.
+    received: BTreeMap<u32, usize>,
 }
 
 impl Harness {
@@ -205,6 +207,22 @@ impl Harness {
                         self.seen.contains(&id),
                         "DATA event for unknown stream {id}"
                     );
+                    // The body arrives intact: the events are the client's
+                    // DATA payloads, in order, padding removed, whatever the
+                    // chunking; END_STREAM exactly at its end.
+                    let at = self.received.entry(id).or_default();
+                    let (sent, ended) = self.out.client_body(id);
+                    assert_eq!(
+                        sent.get(*at..*at + data.len()),
+                        Some(&data[..]),
+                        "stream {id}: body bytes {}..{} differ from what the client sent",
+                        *at,
+                        *at + data.len()
+                    );
+                    *at += data.len();
+                    if end_stream {
+                        assert!(ended && *at == sent.len(), "stream {id}: END_STREAM early");
+                    }
                     if self.streams.get(&id) == Some(&Behaviour::Echo) {
                         self.app_bytes += data.len() + 9;
                         let r = self.conn.send_data(id, data, false);
@@ -331,6 +349,7 @@ fuzz_target!(|data: &[u8]| {
         app_bytes: 0,
         clock_steps: 0,
         eof: false,
+        received: BTreeMap::new(),
     };
     let mut left = &input.stream[..];
     let mut step = 0usize;

@@ -138,6 +138,9 @@ struct ClientFlow {
     conn_credit: i64,
     /// Per stream: WINDOW_UPDATE increments minus DATA sent.
     streams: std::collections::BTreeMap<u32, i64>,
+    /// Per stream: the request body the client sent (padding removed), and
+    /// whether a DATA frame with END_STREAM ended it.
+    bodies: std::collections::BTreeMap<u32, (Vec<u8>, bool)>,
 }
 
 impl ClientFlow {
@@ -160,6 +163,20 @@ impl ClientFlow {
                             5 => self.max_frame = v,
                             _ => {}
                         }
+                    }
+                }
+                kind::DATA if head.stream_id != 0 => {
+                    let body = if head.flags & 0x8 != 0 {
+                        payload.split_first().and_then(|(&pad, rest)| {
+                            rest.get(..rest.len().checked_sub(usize::from(pad))?)
+                        })
+                    } else {
+                        Some(payload)
+                    };
+                    let entry = self.bodies.entry(head.stream_id).or_default();
+                    if let (Some(body), false) = (body, entry.1) {
+                        entry.0.extend_from_slice(body);
+                        entry.1 = head.flags & 0x1 != 0;
                     }
                 }
                 kind::WINDOW_UPDATE if payload.len() == 4 => {
@@ -222,8 +239,17 @@ impl OutputChecker {
                 max_frame: 16_384,
                 conn_credit: 65_535,
                 streams: std::collections::BTreeMap::new(),
+                bodies: std::collections::BTreeMap::new(),
             },
         }
+    }
+
+    /// The request body the client sent on `id` so far, and whether it ended.
+    pub fn client_body(&self, id: u32) -> (&[u8], bool) {
+        self.flow
+            .bodies
+            .get(&id)
+            .map_or((&[][..], false), |(b, end)| (b.as_slice(), *end))
     }
 
     /// Client bytes the server processed (call before `handle_input`; not

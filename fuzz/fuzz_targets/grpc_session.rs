@@ -1,6 +1,6 @@
-//! Fuzz target: a whole gRPC `lean_grpc::grpc::session::Session` (HTTP/2 core
-//! + calls + Echo/Health/reflection) with a fuzzed client, driven like the
-//! blocking driver drives it.
+//! Fuzz target: a whole gRPC `lean_grpc::grpc::session::Session` (the HTTP/2
+//! core, calls, Echo, Health and reflection) with a fuzzed client, driven
+//! like the blocking driver drives it.
 //!
 //! Input layout: as the `connection` target (see `common`): a configuration
 //! byte (message bound, stream limit, keepalive; bit 7 set: no automatic
@@ -24,17 +24,19 @@ mod common;
 use common::{chunk_size, peer_max_frame, Input, OutputChecker, LARGE_STEPS, SMALL_STEPS};
 
 fn config(c: u8) -> Config {
-    let mut config = Config::default();
-    config.max_message_size = [4 * 1024 * 1024, 0, 16, 1024][usize::from(c & 3)];
-    config.max_concurrent_streams = [100, 1, 2, 0][usize::from((c >> 2) & 3)];
-    config.max_local_resets = [100, 1][usize::from((c >> 4) & 1)];
-    if c & 0x20 != 0 {
-        config.keepalive_interval = Some(std::time::Duration::from_secs(5));
+    let d = Config::default();
+    Config {
+        max_message_size: [4 * 1024 * 1024, 0, 16, 1024][usize::from(c & 3)],
+        max_concurrent_streams: [100, 1, 2, 0][usize::from((c >> 2) & 3)],
+        max_local_resets: [100, 1][usize::from((c >> 4) & 1)],
+        keepalive_interval: (c & 0x20 != 0)
+            .then_some(std::time::Duration::from_secs(5))
+            .or(d.keepalive_interval),
+        idle_timeout: (c & 0x40 != 0)
+            .then_some(std::time::Duration::from_secs(30))
+            .or(d.idle_timeout),
+        ..d
     }
-    if c & 0x40 != 0 {
-        config.idle_timeout = Some(std::time::Duration::from_secs(30));
-    }
-    config
 }
 
 /// Output allowed per input byte: a reflection request of a few dozen bytes

@@ -40,6 +40,8 @@ compile_error!(
      or `runtime-free` (`--no-default-features --features runtime-free`)"
 );
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod log;
 pub mod proto;

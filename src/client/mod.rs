@@ -1,0 +1,3 @@
+//! The workstation client behind `echo-client` (feature `client`).
+
+pub mod bench;

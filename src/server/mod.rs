@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use crate::config::Config;
 
+pub mod refuse;
 #[cfg(feature = "tokio-server")]
 pub mod tokio;
 

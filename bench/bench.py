@@ -310,7 +310,7 @@ def peers_engine(peers, ours, args, work):
     rc = subprocess.run(cmd).returncode
     if not os.path.exists(out):
         log(f"peers engine failed (rc={rc}) without results")
-        return None, None
+        return None, None, None
     with open(out) as f:
         d = json.load(f)
     runs = d["runs"]

@@ -144,7 +144,7 @@ def wait_quiet(exclude_sids, pct=5.0, secs=3, timeout=120.0):
 
 
 class Server:
-    """A server command pinned to one core, in its own session so that all of
+    """A server command pinned to one core (unless core is None), in its own session so that all of
     its processes and threads can be found, measured and stopped together."""
 
     def __init__(self, name, cmd, port, core, logdir):
@@ -154,7 +154,8 @@ class Server:
         self.logf = open(self.log_path, "wb")
         env = dict(os.environ, PORT=str(port))
         self.started = time.monotonic()
-        self.p = subprocess.Popen(["taskset", "-c", str(core), "bash", "-c", "exec " + self.cmd],
+        pin = ["taskset", "-c", str(core)] if core is not None else []
+        self.p = subprocess.Popen(pin + ["bash", "-c", "exec " + self.cmd],
                                   stdout=self.logf, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.sid = self.p.pid

@@ -147,7 +147,7 @@ def grpc_body_file(work):
 def h2load(port, c, m, body, n=None, duration=None, log_file=None, timeout=120):
     cmd = ["taskset", "-c", str(LOAD_CORE), "h2load", "-t", "1", "-c", str(c), "-m", str(m),
            "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers"]
-    cmd += ["-n", str(n)] if n else ["-D", str(duration)]
+    cmd += ["-n", str(n)] if n else ["-D", str(max(1, int(round(duration))))]  # whole seconds only
     if log_file:
         cmd += ["--log-file", log_file]
     cmd.append(f"http://127.0.0.1:{port}/echo.Echo/Reply")
@@ -353,6 +353,7 @@ def startup_and_conns(servers, args, work):
             rss1 = procfs.status_kib(srv.sid, "VmRSS")
             ok, _ = h2raw.probe_echo("127.0.0.1", srv.port, MESSAGE)
             r.update({"conns_asked": args.conns, "conns_established": n, "conns_closed": conns.closed(),
+                      "conns_settings_acked": conns.acked(), "conns_connect_failed": conns.failed_connect,
                       "rss_before_conns_kib": rss0, "rss_with_conns_kib": rss1,
                       "threads_with_conns": procfs.thread_count(srv.sid),
                       "call_ok_with_conns": ok,
@@ -425,7 +426,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="short version: 1 round, 2 s runs, 5 s wake-up windows, 200 idle connections, "
-                         "host size only, no peers unless --peers")
+                         "at most 15 s waiting for quiet, host size only, no peers unless --peers")
     ap.add_argument("--peers", action="store_true", help="with --quick: still include the peers")
     ap.add_argument("--no-peers", action="store_true", help="benchmark our flavours only")
     ap.add_argument("--only-ours", action="store_true",
@@ -448,6 +449,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration, args.wakeup_secs = 1, 2.0, 5.0
+        args.quiet_timeout = min(args.quiet_timeout, 15.0)
         args.conns = min(args.conns, 200)
         if args.sizes == "all":
             args.sizes = "host"

@@ -5,7 +5,7 @@ Two jobs that h2load and grpcio cannot do precisely:
 * `probe_echo`: one gRPC `echo.Echo/Reply("hello")` call on a fresh connection,
   used to time "process start -> first successful reply" with ~1 ms resolution;
 * `IdleConns`: many HTTP/2 connections that complete the handshake (client
-  preface + SETTINGS exchanged and acknowledged) and then stay idle, answering
+  preface + SETTINGS exchanged; acknowledgements counted) and then stay idle, answering
   the server's PINGs and SETTINGS so a keepalive does not close them.
 
 Header blocks are sent as HPACK literals without indexing and without Huffman
@@ -166,8 +166,13 @@ class IdleConns:
             self.conns[s.fileno()] = c
             self.sel.register(s, selectors.EVENT_READ, c)
             self.pump(0)  # answer early SETTINGS while connecting the rest
+        # Wait for every server SETTINGS; give the SETTINGS ACKs a little longer.
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.pending():
+        while time.monotonic() < deadline and any(
+                not c["closed"] and not c["settings"] for c in self.conns.values()):
+            self.pump(0.2)
+        ack_deadline = min(deadline, time.monotonic() + 2.0)
+        while time.monotonic() < ack_deadline and self.pending():
             self.pump(0.2)
         return self.established()
 
@@ -176,6 +181,12 @@ class IdleConns:
                    if not c["closed"] and not (c["settings"] and c["ack"]))
 
     def established(self):
+        """Open connections on which the server's SETTINGS arrived (and were acked by us).
+        (Some servers, e.g. pajamax, ack the client's SETTINGS only later: see `acked`.)"""
+        return sum(1 for c in self.conns.values() if not c["closed"] and c["settings"])
+
+    def acked(self):
+        """Open connections on which the server also acknowledged our SETTINGS."""
         return sum(1 for c in self.conns.values() if not c["closed"] and c["settings"] and c["ack"])
 
     def closed(self):

@@ -2,6 +2,7 @@
 their CPU time, RSS, threads and context switches, and the CPU used by
 everything else on the machine (to detect a run disturbed by other work)."""
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -93,7 +94,9 @@ def thread_count(sid):
 
 
 def snapshot():
-    """(time, {pid: (sid, ppid, kernel_thread, cpu_ticks, start_time)}) of every process."""
+    """(time, {pid: (sid, ppid, kernel_thread, utime+stime, start_time)}) of every process.
+    Reaped children's time (cutime) is left out: it lands on the parent all at once
+    when the child exits, so it would count work done before the window."""
     out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -101,7 +104,7 @@ def snapshot():
         try:
             fl = _stat_fields(d)
             out[int(d)] = (int(fl[3]), int(fl[1]), bool(int(fl[6]) & PF_KTHREAD),
-                           sum(int(x) for x in fl[11:15]), int(fl[19]))
+                           sum(int(x) for x in fl[11:13]), int(fl[19]))
         except (OSError, ValueError, IndexError):
             continue
     with open("/proc/uptime") as f:
@@ -154,8 +157,10 @@ class Server:
         self.logf = open(self.log_path, "wb")
         env = dict(os.environ, PORT=str(port))
         self.started = time.monotonic()
-        pin = ["taskset", "-c", str(core)] if core is not None else []
-        self.p = subprocess.Popen(pin + ["bash", "-c", "exec " + self.cmd],
+        # Exec'd directly (no shell, no taskset process) so that start-up time is the
+        # server's own; the CPU affinity is set in the child before exec.
+        pin = (lambda: os.sched_setaffinity(0, {int(core)})) if core is not None else None
+        self.p = subprocess.Popen(shlex.split(self.cmd), preexec_fn=pin,
                                   stdout=self.logf, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.sid = self.p.pid

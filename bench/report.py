@@ -67,6 +67,23 @@ def markdown(result):
         out.append(f"| {name} | {f(idle, '{:.1f}')} | {f(peak, '{:.1f}')} | {per_conn} | "
                    f"{f(e.get('startup_ms_median'), '{:.1f}')} | {f(e.get('idle0_ctxsw_per_s'), '{:.2f}')} | "
                    f"{f(e.get('idle10_ctxsw_per_s'), '{:.2f}')} |")
+    wake = []
+    for name in servers_in_order(result):
+        e = ex.get(name, {})
+        for label, what in (("idle0", "no connections"), ("idle10", "10 idle connections")):
+            rate = e.get(f"{label}_ctxsw_per_s")
+            if not rate:
+                continue
+            secs = m["args"]["wakeup_secs"]
+            threads = sorted(e.get(f"{label}_busy_threads", {}).items(), key=lambda kv: -kv[1])[:4]
+            who = ", ".join(f"`{k.split(' ', 1)[-1]}` {v / secs:.1f}/s" for k, v in threads)
+            wake.append(f"- {name}, {what}: {rate:.2f} context switches/s over {e.get(label + '_threads')} "
+                        f"thread(s); busiest: {who}")
+    if wake:
+        out.append("")
+        out.append("Which threads wake up while idle (from /proc/PID/task/*/status):")
+        out.append("")
+        out += wake
     sizes = result.get("sizes") or {}
     targets = [t for t in sizes if not t.startswith("_")]
     if targets:

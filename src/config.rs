@@ -86,19 +86,97 @@ pub struct Opt {
 
 /// Every option the server takes, in `--help` order.
 pub const OPTIONS: &[Opt] = &[
-    Opt { flag: "listen", env: "ECHO_LISTEN", value: "ADDR", default: "[::]:50051", help: "address and port to listen on" },
-    Opt { flag: "max-message-size", env: "ECHO_MAX_MESSAGE_SIZE", value: "BYTES", default: "4MiB", help: "largest request message accepted (larger: RESOURCE_EXHAUSTED)" },
-    Opt { flag: "max-concurrent-streams", env: "ECHO_MAX_CONCURRENT_STREAMS", value: "N", default: "100", help: "concurrent calls per connection (HTTP/2 setting)" },
-    Opt { flag: "max-connections", env: "ECHO_MAX_CONNECTIONS", value: "N", default: "256", help: "open connections at once; more are refused" },
-    Opt { flag: "max-header-list-size", env: "ECHO_MAX_HEADER_LIST_SIZE", value: "BYTES", default: "16KiB", help: "bound on one request's header block (HTTP/2 setting)" },
-    Opt { flag: "keepalive-interval", env: "ECHO_KEEPALIVE_INTERVAL", value: "DURATION", default: "2h", help: "server PING interval on a connection, or 'off'" },
-    Opt { flag: "keepalive-timeout", env: "ECHO_KEEPALIVE_TIMEOUT", value: "DURATION", default: "20s", help: "close a connection whose PING is not acked in time" },
-    Opt { flag: "max-local-resets", env: "ECHO_MAX_LOCAL_RESETS", value: "N", default: "1024", help: "streams reset for client errors before the connection is closed" },
-    Opt { flag: "tcp-nodelay", env: "ECHO_TCP_NODELAY", value: "BOOL", default: "true", help: "set TCP_NODELAY on accepted sockets" },
-    Opt { flag: "handshake-timeout", env: "ECHO_HANDSHAKE_TIMEOUT", value: "DURATION", default: "10s", help: "time a new connection has to complete the HTTP/2 preface" },
-    Opt { flag: "idle-timeout", env: "ECHO_IDLE_TIMEOUT", value: "DURATION", default: "5m", help: "close a connection with no calls for this long, or 'off'" },
-    Opt { flag: "drain-timeout", env: "ECHO_DRAIN_TIMEOUT", value: "DURATION", default: "10s", help: "on SIGINT/SIGTERM, time given to in-flight calls" },
-    Opt { flag: "log", env: "ECHO_LOG", value: "LEVEL", default: "info", help: "stderr log level: off, error, warn, info, debug" },
+    Opt {
+        flag: "listen",
+        env: "ECHO_LISTEN",
+        value: "ADDR",
+        default: "[::]:50051",
+        help: "address and port to listen on",
+    },
+    Opt {
+        flag: "max-message-size",
+        env: "ECHO_MAX_MESSAGE_SIZE",
+        value: "BYTES",
+        default: "4MiB",
+        help: "largest request message accepted (larger: RESOURCE_EXHAUSTED)",
+    },
+    Opt {
+        flag: "max-concurrent-streams",
+        env: "ECHO_MAX_CONCURRENT_STREAMS",
+        value: "N",
+        default: "100",
+        help: "concurrent calls per connection (HTTP/2 setting)",
+    },
+    Opt {
+        flag: "max-connections",
+        env: "ECHO_MAX_CONNECTIONS",
+        value: "N",
+        default: "256",
+        help: "open connections at once; more are refused",
+    },
+    Opt {
+        flag: "max-header-list-size",
+        env: "ECHO_MAX_HEADER_LIST_SIZE",
+        value: "BYTES",
+        default: "16KiB",
+        help: "bound on one request's header block (HTTP/2 setting)",
+    },
+    Opt {
+        flag: "keepalive-interval",
+        env: "ECHO_KEEPALIVE_INTERVAL",
+        value: "DURATION",
+        default: "2h",
+        help: "server PING interval on a connection, or 'off'",
+    },
+    Opt {
+        flag: "keepalive-timeout",
+        env: "ECHO_KEEPALIVE_TIMEOUT",
+        value: "DURATION",
+        default: "20s",
+        help: "close a connection whose PING is not acked in time",
+    },
+    Opt {
+        flag: "max-local-resets",
+        env: "ECHO_MAX_LOCAL_RESETS",
+        value: "N",
+        default: "1024",
+        help: "streams reset for client errors before the connection is closed",
+    },
+    Opt {
+        flag: "tcp-nodelay",
+        env: "ECHO_TCP_NODELAY",
+        value: "BOOL",
+        default: "true",
+        help: "set TCP_NODELAY on accepted sockets",
+    },
+    Opt {
+        flag: "handshake-timeout",
+        env: "ECHO_HANDSHAKE_TIMEOUT",
+        value: "DURATION",
+        default: "10s",
+        help: "time a new connection has to complete the HTTP/2 preface",
+    },
+    Opt {
+        flag: "idle-timeout",
+        env: "ECHO_IDLE_TIMEOUT",
+        value: "DURATION",
+        default: "5m",
+        help: "close a connection with no calls for this long, or 'off'",
+    },
+    Opt {
+        flag: "drain-timeout",
+        env: "ECHO_DRAIN_TIMEOUT",
+        value: "DURATION",
+        default: "10s",
+        help: "on SIGINT/SIGTERM, time given to in-flight calls",
+    },
+    Opt {
+        flag: "log",
+        env: "ECHO_LOG",
+        value: "LEVEL",
+        default: "info",
+        help: "stderr log level: off, error, warn, info, debug",
+    },
 ];
 
 impl Default for Config {
@@ -291,7 +369,11 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{v}' has an unknown size unit (use B, KiB, MiB or GiB)")),
+        _ => {
+            return Err(format!(
+                "'{v}' has an unknown size unit (use B, KiB, MiB or GiB)"
+            ))
+        }
     };
     let n = parse_u64(num.trim()).map_err(|_| format!("'{v}' is not a size (e.g. 4MiB)"))?;
     n.checked_mul(mult)
@@ -308,7 +390,11 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
         "" | "s" => n.checked_mul(1000),
         "m" | "min" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
-        _ => return Err(format!("'{v}' has an unknown duration unit (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "'{v}' has an unknown duration unit (use ms, s, m or h)"
+            ))
+        }
     };
     ms.map(Duration::from_millis)
         .ok_or_else(|| format!("'{v}' is too long"))
@@ -387,7 +473,10 @@ mod tests {
     fn flags_win_over_env() {
         let c = run(
             &["--listen", "127.0.0.1:1234"],
-            &[("ECHO_LISTEN", "127.0.0.1:9"), ("ECHO_MAX_CONNECTIONS", "3")],
+            &[
+                ("ECHO_LISTEN", "127.0.0.1:9"),
+                ("ECHO_MAX_CONNECTIONS", "3"),
+            ],
         );
         assert_eq!(c.listen, "127.0.0.1:1234".parse().unwrap());
         assert_eq!(c.max_connections, 3);
@@ -396,7 +485,12 @@ mod tests {
     #[test]
     fn equals_form_and_units() {
         let c = run(
-            &["--max-message-size=1KiB", "--drain-timeout", "250ms", "--keepalive-interval=off"],
+            &[
+                "--max-message-size=1KiB",
+                "--drain-timeout",
+                "250ms",
+                "--keepalive-interval=off",
+            ],
             &[],
         );
         assert_eq!(c.max_message_size, 1024);
@@ -407,9 +501,15 @@ mod tests {
     #[test]
     fn errors_name_the_option() {
         let e = parse(&["--listen", "nowhere"], &[]).unwrap_err();
-        assert!(e.0.starts_with("--listen: 'nowhere' is not a socket address"), "{e}");
+        assert!(
+            e.0.starts_with("--listen: 'nowhere' is not a socket address"),
+            "{e}"
+        );
         let e = parse(&[], &[("ECHO_MAX_CONCURRENT_STREAMS", "0")]).unwrap_err();
-        assert!(e.0.starts_with("ECHO_MAX_CONCURRENT_STREAMS: 0 is out of range"), "{e}");
+        assert!(
+            e.0.starts_with("ECHO_MAX_CONCURRENT_STREAMS: 0 is out of range"),
+            "{e}"
+        );
         let e = parse(&["--bogus", "1"], &[]).unwrap_err();
         assert!(e.0.contains("unknown option '--bogus'"), "{e}");
         let e = parse(&["--listen"], &[]).unwrap_err();

@@ -111,7 +111,7 @@ fn no_server_is_a_start_up_error() {
         .expect("free port")
         .port();
     let out = bench(&["--addr", &format!("127.0.0.1:{port}"), "--requests", "5"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot connect"), "{err}");
 }

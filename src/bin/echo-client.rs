@@ -1,14 +1,68 @@
-//! `echo-client`: calls echo.Echo/Reply (and health) from a workstation.
+//! `echo-client`: calls echo.Echo/Reply (or health) on an echo-server from a
+//! workstation and prints the answer. Failures are one `error: CODE: reason`
+//! line on stderr; exit codes are listed in `--help`.
 
 use std::process::ExitCode;
 
+use lean_grpc::client::cli::{self, Command, EXIT_FAILED, EXIT_NOT_SERVING, EXIT_USAGE};
+use lean_grpc::client::{self, ClientError};
+use lean_grpc::proto::health::health_check_response::ServingStatus;
+
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1);
-    match args.next() {
-        Some(cmd) if cmd == "bench" => lean_grpc::client::bench::main(args),
-        _ => {
-            eprintln!("usage: echo-client bench [OPTIONS] (see echo-client bench --help)");
-            ExitCode::FAILURE
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "bench") {
+        return lean_grpc::client::bench::main(args.skip(1));
+    }
+    let command = match cli::parse(args) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("error: {e} (see --help)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match command {
+        Command::Help => print!("{}", cli::help()),
+        Command::Version => println!("echo-client {}", lean_grpc::VERSION),
+        Command::Echo { target, message } => {
+            let reply = runtime.block_on(async {
+                let channel = client::connect(&target.addr, target.timeout).await?;
+                client::echo(channel, &message, target.timeout).await
+            });
+            match reply {
+                Ok(text) => println!("{text}"),
+                Err(e) => return failed(&e),
+            }
+        }
+        Command::Health { target, service } => {
+            let status = runtime.block_on(async {
+                let channel = client::connect(&target.addr, target.timeout).await?;
+                client::health(channel, &service, target.timeout).await
+            });
+            match status {
+                Ok(status) => {
+                    println!("{}", status.as_str_name());
+                    if status != ServingStatus::Serving {
+                        return ExitCode::from(EXIT_NOT_SERVING);
+                    }
+                }
+                Err(e) => return failed(&e),
+            }
         }
     }
+    ExitCode::SUCCESS
+}
+
+fn failed(e: &ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(EXIT_FAILED)
 }

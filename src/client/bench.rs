@@ -68,8 +68,8 @@ Options:
   -h, --help            print this help
 
 Progress goes to stderr, the summary to stdout. Ctrl-C stops the run and prints
-the summary so far. Exit status: 0 if every call succeeded, 2 if any failed,
-1 if the run could not start (bad option, cannot connect).
+the summary so far. Exit status: 0 if every call succeeded, 1 for a bad
+command line, 2 if any call failed or no connection could be made.
 ";
 
 /// What `echo-client bench` was asked to do.
@@ -474,9 +474,10 @@ fn json_str(v: &str) -> String {
     s
 }
 
-/// The error name for a failed call's gRPC status.
+/// The error name for a failed call's gRPC status (transport failures that
+/// tonic labels UNKNOWN or CANCELLED count as UNAVAILABLE, as `echo-client` prints them).
 fn status_name(status: &tonic::Status) -> &'static str {
-    Code::from_i32(status.code() as i32).name()
+    super::ClientError::from_status(status).code.name()
 }
 
 /// Counters the workers share with the progress line and the request bound.
@@ -760,7 +761,7 @@ where
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     match runtime.block_on(run(&opts)) {
@@ -778,7 +779,7 @@ where
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

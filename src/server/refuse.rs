@@ -55,7 +55,11 @@ mod tests {
     #[test]
     fn decodes_as_settings_then_goaway() {
         let ((kind, flags, stream, settings), rest) = frame(&REFUSAL);
-        assert_eq!((kind, flags, stream), (0x4, 0, 0), "SETTINGS on stream 0, no ACK");
+        assert_eq!(
+            (kind, flags, stream),
+            (0x4, 0, 0),
+            "SETTINGS on stream 0, no ACK"
+        );
         assert_eq!(settings.len() % 6, 0, "settings are 6-byte entries");
         assert_eq!(u16::from_be_bytes([settings[0], settings[1]]), 0x3);
         assert_eq!(be32(&settings[2..6]), 0, "MAX_CONCURRENT_STREAMS = 0");

@@ -39,6 +39,10 @@ use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
+use tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer;
+use tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer as AlphaReflectionServer;
+
+mod reflection;
 
 use super::refuse::REFUSAL;
 use super::ServeError;
@@ -77,17 +81,28 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         .enable_time()
         .build()
         .map_err(ServeError::Io)?;
-    runtime.block_on(serve(config))
+    runtime.block_on(async {
+        // Signal handlers first: a SIGTERM right after the startup line must
+        // be a graceful shutdown, never the default "terminate".
+        let signal = shutdown_signal().map_err(ServeError::Io)?;
+        let listener = bind(&config).await?;
+        serve(listener, config, signal).await
+    })
 }
 
-/// The async body of [`run`].
-async fn serve(config: Config) -> Result<(), ServeError> {
-    // Signal handlers first: a SIGTERM right after the startup line must be a
-    // graceful shutdown, never the default "terminate".
-    let signal = shutdown_signal().map_err(ServeError::Io)?;
-    let listener = TcpListener::bind(config.listen)
+/// Binds the listening socket.
+async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(config.listen)
         .await
-        .map_err(|e| ServeError::Bind(config.listen, e))?;
+        .map_err(|e| ServeError::Bind(config.listen, e))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains.
+async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let bound = listener.local_addr().map_err(ServeError::Io)?;
 
     let (health, routes) = routes(&config).await?;
@@ -102,7 +117,7 @@ async fn serve(config: Config) -> Result<(), ServeError> {
     super::log_startup(bound, &shared.config);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    accept_loop(listener, &shared, stop_rx, signal).await;
+    accept_loop(listener, &shared, stop_rx, shutdown).await;
 
     // Shutdown: health first, so probes see NOT_SERVING while we drain.
     super::log_shutdown_started(&shared.config);
@@ -309,6 +324,11 @@ async fn serve_connection(
     // With idle-timeout off this timer is never polled.
     let idle = tokio::time::sleep(config.idle_timeout.unwrap_or(NEVER));
     tokio::pin!(idle);
+    // Once GOAWAY is sent, a peer that keeps its streams open (or never acks
+    // hyper's shutdown PING) is cut off after drain-timeout, so it cannot
+    // hold a connection slot forever.
+    let grace = tokio::time::sleep(NEVER);
+    tokio::pin!(grace);
     let mut closing = false;
 
     loop {
@@ -336,6 +356,7 @@ async fn serve_connection(
                     Some(idle_for) if idle_for >= limit => {
                         crate::debug!("{peer}: idle for {}, closing", crate::config::show_duration(limit));
                         conn.as_mut().graceful_shutdown();
+                        grace.as_mut().reset(Instant::now() + config.drain_timeout);
                         closing = true;
                     }
                     // Busy, or idle for less: look again when it could first expire.
@@ -347,7 +368,13 @@ async fn serve_connection(
                 // A dropped sender also means "stop".
                 let _ = changed;
                 conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + config.drain_timeout);
                 closing = true;
+            }
+            _ = &mut grace, if closing => {
+                crate::debug!("{peer}: still open {} after GOAWAY, dropping it",
+                    crate::config::show_duration(config.drain_timeout));
+                return;
             }
         }
     }
@@ -475,7 +502,119 @@ impl Echo for EchoService {
         &self,
         request: tonic::Request<EchoRequest>,
     ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
-        Ok(tonic::Response::new(crate::service::reply(request.get_ref())))
+        Ok(tonic::Response::new(crate::service::reply(
+            request.get_ref(),
+        )))
+    }
+}
+
+/// A request body that checks each gRPC message's length prefix against
+/// `max-message-size` as the bytes arrive, and fails the call with
+/// RESOURCE_EXHAUSTED before buffering an oversized message. (tonic's own
+/// check, kept as a second line, would answer OUT_OF_RANGE.)
+struct LimitedBody {
+    inner: Incoming,
+    /// Largest message allowed, in bytes after the 5-byte prefix.
+    limit: usize,
+    /// Where the message framing is at in the bytes seen so far.
+    framing: Framing,
+    /// Set after the limit was exceeded: the body yields nothing more.
+    failed: bool,
+}
+
+impl LimitedBody {
+    fn new(inner: Incoming, limit: usize) -> LimitedBody {
+        LimitedBody {
+            inner,
+            limit,
+            framing: Framing::default(),
+            failed: false,
+        }
+    }
+}
+
+/// Tracks gRPC message framing (1 flag byte, 4-byte big-endian length,
+/// payload) across arbitrarily split DATA chunks.
+#[derive(Default)]
+struct Framing {
+    /// The current message's prefix, while it is being read.
+    prefix: [u8; 5],
+    /// Prefix bytes read so far (0..=4 between chunks).
+    prefix_len: usize,
+    /// Payload bytes of the current message still to come.
+    remaining: usize,
+}
+
+impl Framing {
+    /// Follows the framing through one chunk; returns the length of the
+    /// first message announced as longer than `limit`, if any.
+    fn check(&mut self, mut chunk: &[u8], limit: usize) -> Option<usize> {
+        while !chunk.is_empty() {
+            if self.remaining > 0 {
+                let take = self.remaining.min(chunk.len());
+                self.remaining -= take;
+                chunk = chunk.get(take..).unwrap_or_default();
+                continue;
+            }
+            let take = (5 - self.prefix_len).min(chunk.len());
+            let (head, rest) = chunk.split_at(take);
+            if let Some(dst) = self.prefix.get_mut(self.prefix_len..self.prefix_len + take) {
+                dst.copy_from_slice(head);
+            }
+            self.prefix_len += take;
+            chunk = rest;
+            if self.prefix_len == 5 {
+                self.prefix_len = 0;
+                let [_flag, a, b, c, d] = self.prefix;
+                let len = u32::from_be_bytes([a, b, c, d]) as usize;
+                if len > limit {
+                    return Some(len);
+                }
+                self.remaining = len;
+            }
+        }
+        None
+    }
+}
+
+impl http_body::Body for LimitedBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(too_large) = frame
+            .data_ref()
+            .and_then(|data| this.framing.check(data, this.limit))
+        {
+            this.failed = true;
+            let status = tonic::Status::resource_exhausted(format!(
+                "message of {too_large} bytes is over the limit of {} bytes",
+                this.limit
+            ));
+            return Poll::Ready(Some(Err(status.into())));
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -483,7 +622,7 @@ impl Echo for EchoService {
 type RouteFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 /// One service's entry point, type-erased so the table can hold all of them.
-type Handler = Box<dyn Fn(Request<Incoming>) -> RouteFuture + Send + Sync>;
+type Handler = Box<dyn Fn(Request<LimitedBody>) -> RouteFuture + Send + Sync>;
 
 /// The served services by fully-qualified name (`echo.Echo`, ...).
 struct Routes(Vec<(&'static str, Handler)>);
@@ -492,7 +631,7 @@ impl Routes {
     /// Adds a tonic service under its [`NamedService::NAME`].
     fn add<S>(&mut self, service: S)
     where
-        S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        S: Service<Request<LimitedBody>, Response = Response<Body>, Error = Infallible>
             + NamedService
             + Clone
             + Send
@@ -500,7 +639,7 @@ impl Routes {
             + 'static,
         S::Future: Send + 'static,
     {
-        let handler = move |request: Request<Incoming>| -> RouteFuture {
+        let handler = move |request: Request<LimitedBody>| -> RouteFuture {
             let mut service = service.clone();
             Box::pin(async move {
                 let Ok(()) = poll_fn(|cx| service.poll_ready(cx)).await;
@@ -513,7 +652,7 @@ impl Routes {
 
     /// Calls the service named in `:path` (`/package.Service/Method`), or
     /// answers UNIMPLEMENTED.
-    fn call(&self, request: Request<Incoming>) -> RouteFuture {
+    fn call(&self, request: Request<LimitedBody>) -> RouteFuture {
         let name = request
             .uri()
             .path()
@@ -532,7 +671,9 @@ impl Routes {
 
 /// Builds every served service with the configured message limits; returns
 /// the health reporter so shutdown can flip it to NOT_SERVING.
-async fn routes(config: &Config) -> Result<(tonic_health::server::HealthReporter, Routes), ServeError> {
+async fn routes(
+    config: &Config,
+) -> Result<(tonic_health::server::HealthReporter, Routes), ServeError> {
     let decode = config.max_message_size;
     let encode = decode.saturating_add(REPLY_SLACK);
     let mut routes = Routes(Vec::new());
@@ -554,19 +695,22 @@ async fn routes(config: &Config) -> Result<(tonic_health::server::HealthReporter
             .max_encoding_message_size(encode),
     );
 
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-    };
-    let v1 = reflection().build_v1().map_err(reflection_error)?;
-    routes.add(v1.max_decoding_message_size(decode));
-    let v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-    routes.add(v1alpha.max_decoding_message_size(decode));
+    let index = reflection::Index::new(&[
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ])
+    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection descriptors: {e}"))))?;
+    let index = Arc::new(index);
+    routes.add(
+        ServerReflectionServer::new(reflection::ReflectionV1(Arc::clone(&index)))
+            .max_decoding_message_size(decode),
+    );
+    routes.add(
+        AlphaReflectionServer::new(reflection::ReflectionV1Alpha(index))
+            .max_decoding_message_size(decode),
+    );
     Ok((reporter, routes))
-}
-
-fn reflection_error(e: tonic_reflection::server::Error) -> ServeError {
-    ServeError::Io(io::Error::other(format!("reflection descriptors: {e}")))
 }
 
 /// The hyper service of one connection: checks, deadline and accounting
@@ -584,14 +728,20 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = CallGuard::new(&self.shared.calls, &self.conn);
         if !is_grpc(request.headers()) {
-            return Box::pin(async move { Ok(unsupported_media_type().map(|b| CallBody::new(b, guard, None))) });
+            return Box::pin(async move {
+                Ok(unsupported_media_type().map(|b| CallBody::new(b, guard, None)))
+            });
         }
         let deadline = request
             .headers()
             .get("grpc-timeout")
             .and_then(|v| parse_grpc_timeout(v.as_bytes()))
             .map(|timeout| Instant::now() + timeout);
-        let call = self.shared.routes.call(request);
+        let limit = self.shared.config.max_message_size;
+        let call = self
+            .shared
+            .routes
+            .call(request.map(|body| LimitedBody::new(body, limit)));
         Box::pin(async move {
             let response = match deadline {
                 None => call.await,
@@ -622,8 +772,8 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 
 /// HTTP 415, as the gRPC spec asks for a request that is not gRPC.
 fn unsupported_media_type() -> Response<Body> {
-    let mut response = tonic::Status::internal("content-type must be application/grpc")
-        .into_http::<Body>();
+    let mut response =
+        tonic::Status::internal("content-type must be application/grpc").into_http::<Body>();
     *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
     response
 }
@@ -718,8 +868,14 @@ impl http_body::Body for CallBody {
         if expired {
             this.guard = None;
             let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from(tonic::Code::DeadlineExceeded as i32));
-            trailers.insert("grpc-message", HeaderValue::from_static("deadline exceeded"));
+            trailers.insert(
+                "grpc-status",
+                HeaderValue::from(tonic::Code::DeadlineExceeded as i32),
+            );
+            trailers.insert(
+                "grpc-message",
+                HeaderValue::from_static("deadline exceeded"),
+            );
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
@@ -731,5 +887,316 @@ impl http_body::Body for CallBody {
 
     fn is_end_stream(&self) -> bool {
         self.guard.is_none() || self.inner.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout(b"2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout(b"3S"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_grpc_timeout(b"250m"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout(b"1n"), Some(Duration::from_nanos(1)));
+        assert_eq!(
+            parse_grpc_timeout(b"99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+    }
+
+    #[test]
+    fn malformed_grpc_timeouts_are_ignored() {
+        for bad in [
+            &b""[..],
+            b"S",
+            b"123456789S",
+            b"10x",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
+            assert_eq!(
+                parse_grpc_timeout(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let check = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_grpc(&h)
+        };
+        assert!(check("application/grpc"));
+        assert!(check("application/grpc+proto"));
+        assert!(check("application/grpc;charset=utf-8"));
+        assert!(!check("application/grpcx"));
+        assert!(!check("application/json"));
+        assert!(!is_grpc(&HeaderMap::new()));
+    }
+
+    fn message(len: u32) -> Vec<u8> {
+        let mut m = vec![0];
+        m.extend_from_slice(&len.to_be_bytes());
+        m.resize(5 + len as usize, b'x');
+        m
+    }
+
+    #[test]
+    fn framing_allows_messages_up_to_the_limit() {
+        let mut framing = Framing::default();
+        let mut stream = message(10);
+        stream.extend(message(0));
+        stream.extend(message(10));
+        assert_eq!(framing.check(&stream, 10), None);
+        assert_eq!((framing.prefix_len, framing.remaining), (0, 0));
+    }
+
+    #[test]
+    fn framing_catches_an_oversized_prefix_split_across_chunks() {
+        let mut stream = message(4);
+        stream.extend_from_slice(&[0, 0, 0, 0x01, 0x00]); // announces 256 bytes
+        for split in 0..stream.len() {
+            let mut framing = Framing::default();
+            let (a, b) = stream.split_at(split);
+            let found = framing.check(a, 255).or_else(|| framing.check(b, 255));
+            assert_eq!(found, Some(256), "split at {split}");
+        }
+        // Byte by byte as well.
+        let mut framing = Framing::default();
+        let found = stream.chunks(1).find_map(|c| framing.check(c, 255));
+        assert_eq!(found, Some(256));
+    }
+
+    #[test]
+    fn slots_are_bounded_and_given_back() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let a = Slot::take(&count, 2);
+        let b = Slot::take(&count, 2);
+        assert!(a.is_some() && b.is_some());
+        assert!(Slot::take(&count, 2).is_none());
+        drop(a);
+        assert!(Slot::take(&count, 2).is_some());
+        assert_eq!(count.load(Ordering::Relaxed), 1);
+    }
+}
+
+/// The driver end to end, in-process: a real server on a loopback port and
+/// the crate's tonic client, for what the unit tests above cannot show.
+#[cfg(all(test, feature = "client"))]
+mod served {
+    use super::*;
+    use crate::client::{self, ClientError};
+    use crate::status::Code;
+
+    /// Runs `test` against a server started with `config` (listening on
+    /// 127.0.0.1:0), then shuts the server down and checks it returned Ok.
+    fn with_server<F, Fut>(mut config: Config, test: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.drain_timeout = Duration::from_secs(2);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let listener = bind(&config).await.expect("bind");
+            let addr = listener.local_addr().expect("addr").to_string();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = serve(listener, config, async {
+                let _ = stopped.await;
+            });
+            let test = async {
+                test(addr).await;
+                let _ = stop.send(());
+            };
+            let (served, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+                tokio::join!(server, test)
+            })
+            .await
+            .expect("test finished in time");
+            served.expect("server returned Ok");
+        });
+    }
+
+    async fn echo(addr: &str, message: &str) -> Result<String, ClientError> {
+        let channel = client::connect(addr, Duration::from_secs(5)).await?;
+        client::echo(channel, message, Duration::from_secs(5)).await
+    }
+
+    #[test]
+    fn echoes_and_reports_health() {
+        with_server(Config::default(), |addr| async move {
+            assert_eq!(echo(&addr, "hi").await, Ok("You said: hi".into()));
+            let channel = client::connect(&addr, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let status = client::health(channel, "echo.Echo", Duration::from_secs(5)).await;
+            assert_eq!(status.map(|s| s.as_str_name()), Ok("SERVING"));
+        });
+    }
+
+    #[test]
+    fn oversized_message_is_resource_exhausted() {
+        let config = Config {
+            max_message_size: 100,
+            ..Config::default()
+        };
+        with_server(config, |addr| async move {
+            // 98 bytes of text is a 100-byte message: allowed; 99 is not.
+            let ok = echo(&addr, &"a".repeat(98)).await;
+            assert!(ok.is_ok(), "{ok:?}");
+            let err = echo(&addr, &"a".repeat(99))
+                .await
+                .expect_err("over the limit");
+            assert_eq!(err.code, Code::ResourceExhausted, "{err}");
+        });
+    }
+
+    /// A request whose message arrives after its `grpc-timeout` must get
+    /// DEADLINE_EXCEEDED from the server when the deadline passes (tonic
+    /// alone would say CANCELLED). tonic's client enforces `grpc-timeout`
+    /// itself, so this speaks plain HTTP/2 through hyper's client.
+    #[test]
+    fn late_request_is_deadline_exceeded() {
+        with_server(Config::default(), |addr| async move {
+            let stream = TcpStream::connect(&addr).await.expect("connect");
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(conn);
+            let request = Request::post(format!("http://{addr}/echo.Echo/Reply"))
+                .header("content-type", "application/grpc")
+                .header("te", "trailers")
+                .header("grpc-timeout", "200m")
+                .body(LateBody(Box::pin(tokio::time::sleep(Duration::from_secs(
+                    3,
+                )))))
+                .expect("request");
+            let started = Instant::now();
+            let response = sender.send_request(request).await.expect("response");
+            let waited = started.elapsed();
+            let status = response
+                .headers()
+                .get("grpc-status")
+                .map(|v| v.as_bytes().to_vec());
+            assert_eq!(status.as_deref(), Some(&b"4"[..]), "{response:?}");
+            assert!(
+                waited >= Duration::from_millis(190),
+                "answered early: {waited:?}"
+            );
+            assert!(waited < Duration::from_secs(2), "answered late: {waited:?}");
+        });
+    }
+
+    /// A request body that sends nothing until its timer fires.
+    struct LateBody(Pin<Box<Sleep>>);
+
+    impl http_body::Body for LateBody {
+        type Data = tonic::codegen::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Infallible>>> {
+            self.0.as_mut().poll(cx).map(|()| None)
+        }
+    }
+
+    /// Both reflection versions answer over the wire, through tonic-reflection's generated clients.
+    #[test]
+    fn reflection_lists_services_in_both_versions() {
+        use tonic::codegen::tokio_stream::{self, StreamExt};
+        use tonic_reflection::pb::{v1, v1alpha};
+        with_server(Config::default(), |addr| async move {
+            let channel = client::connect(&addr, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let request = v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            };
+            let mut replies =
+                v1::server_reflection_client::ServerReflectionClient::new(channel.clone())
+                    .server_reflection_info(tokio_stream::once(request))
+                    .await
+                    .expect("v1 call")
+                    .into_inner();
+            let reply = replies.next().await.expect("a reply").expect("ok");
+            let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+                reply.message_response
+            else {
+                panic!("not a service list: {reply:?}");
+            };
+            let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+            assert_eq!(
+                names,
+                [
+                    "echo.Echo",
+                    "grpc.health.v1.Health",
+                    "grpc.reflection.v1.ServerReflection",
+                    "grpc.reflection.v1alpha.ServerReflection"
+                ]
+            );
+
+            let request = v1alpha::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(
+                    v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                        "echo.Echo".into(),
+                    ),
+                ),
+            };
+            let mut replies =
+                v1alpha::server_reflection_client::ServerReflectionClient::new(channel)
+                    .server_reflection_info(tokio_stream::once(request))
+                    .await
+                    .expect("v1alpha call")
+                    .into_inner();
+            let reply = replies.next().await.expect("a reply").expect("ok");
+            let Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(
+                files,
+            )) = reply.message_response
+            else {
+                panic!("not a file: {reply:?}");
+            };
+            assert_eq!(files.file_descriptor_proto.len(), 1);
+        });
+    }
+
+    #[test]
+    fn unknown_service_is_unimplemented() {
+        with_server(Config::default(), |addr| async move {
+            let channel = client::connect(&addr, Duration::from_secs(5))
+                .await
+                .expect("connect");
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await.expect("ready");
+            let path = http::uri::PathAndQuery::from_static("/nope.Nope/Reply");
+            let codec = tonic_prost::ProstCodec::<EchoRequest, EchoReply>::default();
+            let status = grpc
+                .unary(tonic::Request::new(EchoRequest::default()), path, codec)
+                .await
+                .expect_err("unimplemented");
+            assert_eq!(status.code(), tonic::Code::Unimplemented);
+        });
     }
 }

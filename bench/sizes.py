@@ -10,6 +10,7 @@ standard library is installed (`rustup target add`) and its linker exists
 
     python3 bench/sizes.py measure [--targets host|all] [--flavours tokio,runtime-free]
     python3 bench/sizes.py check   [--targets host|all]      # exit 1 if over budget
+    python3 bench/sizes.py suggest [--targets host|all]      # print limits = size + 3 %
 """
 import argparse
 import os
@@ -68,7 +69,7 @@ def build_one(root, target, flavour, log):
     var = "CARGO_TARGET_" + re.sub(r"[^A-Z0-9]", "_", target.upper()) + "_LINKER"
     if target != HOST and not configured_linker(root, target):
         env.setdefault(var, linker)
-    cmd = ["cargo", "build", "--release", "--target", target, "--bin", "echo-server",
+    cmd = ["cargo", "build", "--release", "--locked", "--target", target, "--bin", "echo-server",
            "--no-default-features", "--features", FEATURES[flavour]]
     log("$ " + " ".join(cmd))
     r = subprocess.run(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -130,7 +131,7 @@ def check(sizes, budget):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["measure", "check"])
+    ap.add_argument("action", choices=["measure", "check", "suggest"])
     ap.add_argument("--targets", choices=["host", "all"], default="host")
     args = ap.parse_args()
     sizes = measure(ROOT, None, args.targets, lambda *a: print(*a, file=sys.stderr))
@@ -145,6 +146,15 @@ def main():
                   f"{limit if limit is not None else '-':>10}")
     for k, why in sizes["_notes"].items():
         print(f"  n/a {k}: {why}")
+    if args.action == "suggest":
+        print("\n# size-budget.toml lines: measured size + 3 %, rounded up to 1 KiB")
+        for t, per in sizes.items():
+            if t.startswith("_"):
+                continue
+            print(f'["{t}"]')
+            for fl, size in per.items():
+                if size is not None:
+                    print(f'{fl} = {-(-int(size * 1.03) // 1024) * 1024}  # measured {size}')
     if args.action == "check":
         bad = check(sizes, budget)
         if bad:

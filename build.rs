@@ -10,7 +10,11 @@
 use std::{env, error::Error, fs, path::PathBuf};
 
 /// Every schema the crate serves, relative to `proto/`.
-const PROTOS: &[&str] = &["echo.proto", "grpc/health/v1/health.proto"];
+const PROTOS: &[&str] = &[
+    "echo.proto",
+    "grpc/health/v1/health.proto",
+    "grpc/reflection/v1/reflection.proto",
+];
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=build.rs");

@@ -43,6 +43,10 @@ compile_error!(
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
+#[cfg(feature = "runtime-free")]
+pub mod grpc;
+#[cfg(feature = "runtime-free")]
+pub mod h2;
 pub mod log;
 pub mod proto;
 pub mod server;

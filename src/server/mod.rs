@@ -18,6 +18,12 @@ pub mod tokio;
 #[cfg(feature = "tokio-server")]
 pub use self::tokio::run;
 
+#[cfg(feature = "runtime-free")]
+pub mod blocking;
+
+#[cfg(feature = "runtime-free")]
+pub use self::blocking::run;
+
 /// Why the server could not start or stopped with an error. `echo-server`
 /// prints it as one line and exits with code 1.
 #[derive(Debug)]

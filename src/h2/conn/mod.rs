@@ -1,0 +1,562 @@
+//! The HTTP/2 server connection: a sans-IO state machine (RFC 9113).
+//!
+//! The driver feeds what it reads to [`Connection::handle_input`], the current
+//! time to [`Connection::handle_timeout`], and takes out events
+//! ([`Connection::poll_event`]), bytes to write ([`Connection::poll_transmit`])
+//! and the next deadline ([`Connection::poll_timeout`]). The application
+//! answers streams with `send_*`. Nothing here reads a clock, touches a socket
+//! or spawns a thread, so every behaviour is testable byte for byte.
+//!
+//! | file | job |
+//! | --- | --- |
+//! | `mod.rs` | the state, construction, errors, timers, the public API glue |
+//! | `recv.rs` | input: preface, frame splitting, one handler per frame type |
+//! | `send.rs` | output: response HEADERS/DATA/trailers under flow control |
+
+mod recv;
+mod send;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use super::error::ErrorCode;
+use super::error::{Error, StreamError};
+use super::flow::{RecvWindow, SendWindow};
+use super::frame::settings::{MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MAX_FRAME_SIZE};
+use super::frame::{GoAway, Ping, RstStream, Settings, WindowUpdate};
+use super::hpack::{Decoder, Encoder};
+use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
+use super::stream::Stream;
+pub use super::{Limits, RequestHead};
+
+/// Unsent output above which [`Connection::wants_input`] turns false: a peer
+/// that makes us answer (PING, SETTINGS, resets) without reading cannot grow it.
+const OUTPUT_HIGH_WATER: usize = 64 * 1024;
+/// Unsent output at which the connection gives up on a driver that keeps
+/// feeding input regardless of `wants_input` (GOAWAY ENHANCE_YOUR_CALM).
+const OUTPUT_HARD_LIMIT: usize = 1024 * 1024;
+/// Undelivered events above which [`Connection::wants_input`] turns false.
+const EVENTS_HIGH_WATER: usize = 256;
+/// How much response DATA one `poll_transmit` call writes at most.
+const TRANSMIT_BUDGET: usize = 64 * 1024;
+/// Recently closed streams remembered, to tell "closed" from "never opened"
+/// and to ignore frames in flight after we reset a stream (§5.1).
+const CLOSED_MEMORY: usize = 32;
+/// Rapid reset (CVE-2023-44487): the peer may reset max(this, 2 x
+/// max_concurrent_streams) open streams per [`RESET_WINDOW`]; one more is
+/// GOAWAY(ENHANCE_YOUR_CALM).
+const MIN_PEER_RESETS: u32 = 100;
+/// The window for counting peer resets.
+const RESET_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// Payload of our keepalive PINGs.
+const KEEPALIVE_PING: [u8; 8] = *b"lean-ka!";
+/// The client connection preface (§3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Something the application must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// New request stream. `end_stream`: the HEADERS frame ended the request (no body).
+    Headers {
+        /// The stream.
+        id: u32,
+        /// The validated request head.
+        head: RequestHead,
+        /// The request has no body.
+        end_stream: bool,
+    },
+    /// Request body bytes (flow control is handled by the core: credit is
+    /// returned to the client when this event is polled).
+    Data {
+        /// The stream.
+        id: u32,
+        /// The bytes.
+        data: Bytes,
+        /// This is the end of the request.
+        end_stream: bool,
+    },
+    /// Request trailers ended the request side.
+    Trailers {
+        /// The stream.
+        id: u32,
+    },
+    /// Stream gone (peer RST_STREAM, or the core reset it): drop its state.
+    Reset {
+        /// The stream.
+        id: u32,
+        /// The code sent or received.
+        code: ErrorCode,
+    },
+}
+
+/// Why a `send_*` call was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The stream does not exist (never opened, already finished or reset).
+    UnknownStream,
+    /// The call does not fit the stream's state (DATA before HEADERS, anything after the end).
+    InvalidState,
+    /// The connection is closed or closing with an error.
+    ConnectionClosed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::UnknownStream => "unknown or closed stream",
+            SendError::InvalidState => "not allowed in the stream's state",
+            SendError::ConnectionClosed => "connection closed",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the rest of the 24-byte client preface; holds how much matched.
+    Preface(usize),
+    /// Preface seen; the client's SETTINGS must be the next frame (§3.4).
+    AwaitSettings,
+    /// Streams may come and go.
+    Open,
+    /// Done: no more input is processed; flush `out` and close.
+    Closed,
+}
+
+/// A header block being assembled from HEADERS + CONTINUATION frames.
+#[derive(Debug)]
+struct Block {
+    /// The stream it is for; any other frame before END_HEADERS is an error (§6.10).
+    id: u32,
+    /// END_STREAM was set on the HEADERS frame.
+    end_stream: bool,
+    /// What to do with the block once complete.
+    target: Target,
+    /// The raw fragments so far.
+    buf: Vec<u8>,
+}
+
+/// What a complete header block becomes, decided when its HEADERS frame arrives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// A new request stream.
+    NewStream,
+    /// Trailers of an open stream.
+    Trailers,
+    /// Decode it (HPACK state must stay in sync), then reset the stream with
+    /// this code; `counted`: the reset counts against `max_local_resets`.
+    Reset { code: ErrorCode, counted: bool },
+    /// Decode it and drop it (a stream we already reset).
+    Ignore,
+}
+
+/// A recently closed stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Closed {
+    id: u32,
+    /// We reset it: frames the peer sent before seeing our RST_STREAM are ignored.
+    reset_by_us: bool,
+}
+
+/// One HTTP/2 server connection. See the module docs.
+pub struct Connection {
+    limits: Limits,
+    phase: Phase,
+    /// The latest time the driver told us about.
+    now: Instant,
+    /// A partial frame carried over between `handle_input` calls (empty, and
+    /// unallocated, most of the time).
+    inbuf: Vec<u8>,
+    /// Control frames and HEADERS not yet handed to `poll_transmit`.
+    out: Vec<u8>,
+    events: VecDeque<Event>,
+    decoder: Decoder,
+    encoder: Encoder,
+    peer: PeerSettings,
+    streams: BTreeMap<u32, Stream>,
+    /// Highest stream id the client has used; new streams must be above it (§5.1.1).
+    max_seen_id: u32,
+    /// Highest stream id handed to the application: GOAWAY's last-stream-id.
+    last_processed_id: u32,
+    closed: VecDeque<Closed>,
+    /// Our credit for DATA on the whole connection.
+    send_window: SendWindow,
+    /// The client's credit for DATA on the whole connection.
+    recv_window: RecvWindow,
+    /// A header block waiting for CONTINUATION frames.
+    block: Option<Box<Block>>,
+    /// Stream errors we caused so far.
+    local_resets: usize,
+    /// Peer resets in the current window, and when the window started.
+    peer_resets: u32,
+    peer_reset_window: Instant,
+    /// The peer acknowledged our SETTINGS.
+    settings_acked: bool,
+    /// We sent GOAWAY: refuse new streams.
+    goaway_sent: bool,
+    /// Close once no stream is left (after shutdown, peer GOAWAY or EOF).
+    close_when_idle: bool,
+    /// The peer closed its write side.
+    read_closed: bool,
+    handshake_deadline: Option<Instant>,
+    /// When the last stream closed (idle timer start), if none is open.
+    idle_since: Option<Instant>,
+    /// When input last arrived (keepalive timer start).
+    last_input: Instant,
+    /// When our outstanding keepalive PING times out.
+    ping_deadline: Option<Instant>,
+    /// Round-robin position for response DATA.
+    next_stream: u32,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("phase", &self.phase)
+            .field("streams", &self.streams.len())
+            .field("max_seen_id", &self.max_seen_id)
+            .field("out", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A new server connection; our SETTINGS (and a connection WINDOW_UPDATE
+    /// if our window is larger than the default) are queued at once (§3.4).
+    pub fn new(mut limits: Limits, now: Instant) -> Connection {
+        // Values the RFC does not allow us to advertise are brought into range (§6.5.2).
+        limits.max_frame_size = limits
+            .max_frame_size
+            .clamp(MIN_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE);
+        limits.initial_window_size = limits.initial_window_size.clamp(DEFAULT_WINDOW, MAX_WINDOW);
+        let mut out = Vec::new();
+        Settings::encode(&settings::ours(&limits), &mut out);
+        // The connection window is twice a stream's, so one stream cannot use it all.
+        let window = limits
+            .initial_window_size
+            .max(DEFAULT_WINDOW)
+            .saturating_mul(2)
+            .min(MAX_WINDOW);
+        // §6.9.2: the connection window starts at 65,535 and only WINDOW_UPDATE changes it.
+        if window > DEFAULT_WINDOW {
+            WindowUpdate::encode(0, window - DEFAULT_WINDOW, &mut out);
+        }
+        Connection {
+            decoder: Decoder::new(
+                settings::OUR_HEADER_TABLE_SIZE as usize,
+                limits.max_header_list_size as usize,
+            ),
+            encoder: Encoder::new(),
+            phase: Phase::Preface(0),
+            now,
+            inbuf: Vec::new(),
+            out,
+            events: VecDeque::new(),
+            peer: PeerSettings::default(),
+            streams: BTreeMap::new(),
+            max_seen_id: 0,
+            last_processed_id: 0,
+            closed: VecDeque::new(),
+            send_window: SendWindow::new(DEFAULT_WINDOW),
+            recv_window: RecvWindow::new(window, window),
+            block: None,
+            local_resets: 0,
+            peer_resets: 0,
+            peer_reset_window: now,
+            settings_acked: false,
+            goaway_sent: false,
+            close_when_idle: false,
+            read_closed: false,
+            handshake_deadline: now.checked_add(limits.handshake_timeout),
+            idle_since: None,
+            last_input: now,
+            ping_deadline: None,
+            next_stream: 0,
+            limits,
+        }
+    }
+
+    /// The next event for the application, if any. Polling a [`Event::Data`]
+    /// returns its bytes to the client's flow-control credit.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        if self.events.is_empty() && self.events.capacity() > 64 {
+            // A burst is over: give the memory back (idle connections stay small).
+            self.events = VecDeque::new();
+        }
+        if let Event::Data { id, ref data, .. } = ev {
+            let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            self.release_credit(id, n);
+        }
+        Some(ev)
+    }
+
+    /// Hands consumed DATA credit back (WINDOW_UPDATE when a batch is due).
+    fn release_credit(&mut self, id: u32, n: u32) {
+        if n == 0 || self.phase == Phase::Closed {
+            return;
+        }
+        if let Some(inc) = self.recv_window.release(n) {
+            WindowUpdate::encode(0, inc, &mut self.out);
+        }
+        // No stream credit for a stream whose request side is over: it cannot send more.
+        if let Some(s) = self.streams.get_mut(&id).filter(|s| !s.recv_closed) {
+            if let Some(inc) = s.recv_window.release(n) {
+                WindowUpdate::encode(id, inc, &mut self.out);
+            }
+        }
+    }
+
+    /// The earliest time [`Connection::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        let mut t = self.handshake_deadline;
+        let mut earliest = |d: Option<Instant>| {
+            if let Some(d) = d {
+                t = Some(t.map_or(d, |t| t.min(d)));
+            }
+        };
+        if self.phase == Phase::Open {
+            if let (Some(since), Some(idle)) = (self.idle_since, self.limits.idle_timeout) {
+                earliest(since.checked_add(idle));
+            }
+            if let Some(interval) = self.limits.keepalive_interval {
+                earliest(self.ping_deadline.or(self.last_input.checked_add(interval)));
+            }
+        }
+        t
+    }
+
+    /// Runs the timers due at `now`: handshake, idle and keepalive.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        match self.phase {
+            Phase::Closed => return,
+            Phase::Preface(_) | Phase::AwaitSettings => {
+                if self.handshake_deadline.is_some_and(|d| now >= d) {
+                    if self.phase == Phase::AwaitSettings {
+                        // The client spoke HTTP/2 but never sent its SETTINGS.
+                        self.close_with(ErrorCode::SettingsTimeout, "handshake timeout");
+                    } else {
+                        // Not (yet) an HTTP/2 peer: just close.
+                        self.close_silently();
+                    }
+                }
+                return;
+            }
+            Phase::Open => {}
+        }
+        if self.handshake_deadline.is_some_and(|d| now >= d) {
+            // §6.5.3: "If the sender of a SETTINGS frame does not receive an
+            // acknowledgment within a reasonable amount of time, it MAY issue a
+            // connection error of type SETTINGS_TIMEOUT."
+            return self.close_with(ErrorCode::SettingsTimeout, "SETTINGS not acknowledged");
+        }
+        if let (Some(since), Some(idle)) = (self.idle_since, self.limits.idle_timeout) {
+            if since.checked_add(idle).is_some_and(|d| now >= d) {
+                return self.close_with(ErrorCode::NoError, "idle timeout");
+            }
+        }
+        if let Some(deadline) = self.ping_deadline {
+            if now >= deadline {
+                self.close_with(ErrorCode::NoError, "keepalive timeout");
+            }
+        } else if let Some(interval) = self.limits.keepalive_interval {
+            if self
+                .last_input
+                .checked_add(interval)
+                .is_some_and(|d| now >= d)
+            {
+                Ping::encode(KEEPALIVE_PING, false, &mut self.out);
+                // (A deadline too far to represent means "never".)
+                self.ping_deadline = now.checked_add(self.limits.keepalive_timeout);
+            }
+        }
+    }
+
+    /// The peer closed its side (EOF). Requests still arriving can never
+    /// finish and are reset; complete requests still get their responses.
+    pub fn handle_read_closed(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.read_closed = true;
+        self.inbuf = Vec::new();
+        self.block = None;
+        if self.phase != Phase::Open {
+            return self.close_silently();
+        }
+        let unfinished: Vec<u32> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.recv_closed)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in unfinished {
+            self.drop_stream(id, ErrorCode::Cancel, false);
+        }
+        self.close_when_idle = true;
+        self.maybe_finish();
+    }
+
+    /// False while too much output is unsent or too many events are unpolled:
+    /// the driver should stop reading until this turns true again.
+    pub fn wants_input(&self) -> bool {
+        self.phase != Phase::Closed
+            && !self.read_closed
+            && self.out.len() < OUTPUT_HIGH_WATER
+            && self.events.len() < EVENTS_HIGH_WATER
+    }
+
+    /// Nothing more will happen: close the socket after writing what
+    /// [`Connection::poll_transmit`] returned.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed && self.out.is_empty()
+    }
+
+    /// Graceful shutdown: GOAWAY(NO_ERROR, last processed stream), refuse new
+    /// streams, close once the open streams are finished.
+    pub fn shutdown(&mut self) {
+        match self.phase {
+            Phase::Closed => {}
+            Phase::Preface(_) => self.close_silently(),
+            Phase::AwaitSettings | Phase::Open => {
+                if !self.goaway_sent {
+                    self.goaway_sent = true;
+                    GoAway::encode(
+                        self.last_processed_id,
+                        ErrorCode::NoError,
+                        b"",
+                        &mut self.out,
+                    );
+                }
+                self.close_when_idle = true;
+                self.maybe_finish();
+            }
+        }
+    }
+
+    /// Streams open or half-closed (what MAX_CONCURRENT_STREAMS counts).
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Connection error: GOAWAY with `code` and the last processed stream, then closed (§5.4.1).
+    fn close_with(&mut self, code: ErrorCode, reason: &'static str) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        crate::debug!("h2: closing connection: {code}: {reason}");
+        GoAway::encode(
+            self.last_processed_id,
+            code,
+            reason.as_bytes(),
+            &mut self.out,
+        );
+        self.goaway_sent = true;
+        self.close_silently_with(code);
+    }
+
+    /// Closes without a GOAWAY (no HTTP/2 peer, or after one was sent).
+    fn close_silently(&mut self) {
+        self.close_silently_with(ErrorCode::Cancel);
+    }
+
+    fn close_silently_with(&mut self, code: ErrorCode) {
+        self.phase = Phase::Closed;
+        self.inbuf = Vec::new();
+        self.block = None;
+        self.closed = VecDeque::new();
+        for (id, s) in std::mem::take(&mut self.streams) {
+            if s.announced {
+                self.events.push_back(Event::Reset { id, code });
+            }
+        }
+    }
+
+    /// Handles an error from the receive path.
+    fn on_error(&mut self, e: Error) {
+        match e {
+            Error::Conn(c) => self.close_with(c.code, c.reason),
+            Error::Stream(s) => self.stream_error(s),
+        }
+    }
+
+    /// Stream error: RST_STREAM with the code (§5.4.2), counted against `max_local_resets`.
+    fn stream_error(&mut self, e: StreamError) {
+        crate::debug!("h2: resetting stream {}: {}: {}", e.id, e.code, e.reason);
+        self.reset_stream(e.id, e.code, true);
+    }
+
+    /// Sends RST_STREAM and forgets the stream; `counted`: it was the client's fault.
+    fn reset_stream(&mut self, id: u32, code: ErrorCode, counted: bool) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        RstStream::encode(id, code, &mut self.out);
+        self.drop_stream(id, code, true);
+        if counted {
+            self.local_resets += 1;
+            if self.local_resets > self.limits.max_local_resets {
+                self.close_with(ErrorCode::EnhanceYourCalm, "too many stream errors");
+            }
+        }
+    }
+
+    /// Forgets a stream, telling the application if it knew about it.
+    fn drop_stream(&mut self, id: u32, code: ErrorCode, reset_by_us: bool) {
+        if let Some(s) = self.streams.remove(&id) {
+            if s.announced {
+                self.events.push_back(Event::Reset { id, code });
+            }
+        }
+        self.remember_closed(id, reset_by_us);
+        self.on_stream_gone();
+    }
+
+    /// Forgets a finished stream (both sides ended).
+    fn finish_stream(&mut self, id: u32) {
+        if self.streams.remove(&id).is_some() {
+            self.remember_closed(id, false);
+            self.on_stream_gone();
+        }
+    }
+
+    fn remember_closed(&mut self, id: u32, reset_by_us: bool) {
+        if let Some(c) = self.closed.iter_mut().find(|c| c.id == id) {
+            c.reset_by_us |= reset_by_us;
+            return;
+        }
+        if self.closed.len() >= CLOSED_MEMORY {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(Closed { id, reset_by_us });
+    }
+
+    fn on_stream_gone(&mut self) {
+        if self.streams.is_empty() {
+            self.idle_since = Some(self.now);
+            // Shrink buffers grown by a busy period back to nothing.
+            if self.closed.capacity() > CLOSED_MEMORY {
+                self.closed.shrink_to_fit();
+            }
+        }
+        self.maybe_finish();
+    }
+
+    /// Closes a draining connection once its last stream is done.
+    fn maybe_finish(&mut self) {
+        if self.close_when_idle && self.streams.is_empty() && self.phase != Phase::Closed {
+            self.close_silently();
+        }
+    }
+}

@@ -2,6 +2,7 @@
 (hand-written SVG, no plotting library needed).
 
     python3 bench/report.py bench/results/STAMP/results.json   # re-render md + svg
+    python3 bench/report.py --results-page bench/results/STAMP/results.json > bench/RESULTS.md
 """
 import html
 import json
@@ -157,7 +158,36 @@ def svg(result):
     return "\n".join(parts) + "\n"
 
 
+def results_page(result, rel_dir):
+    """bench/RESULTS.md: the run's tables and chart, with how to reproduce them."""
+    m = result["meta"]
+    mc = m["machine"]
+    head = [
+        "# Benchmark results",
+        "",
+        f"One real run of `bench/run` on {m['date_utc'][:10]} ({m['date_utc'][11:16]} UTC), machine "
+        f"`{mc['hostname']}`: {mc['cpu']}, {mc['cores']} cores, {mc.get('mem_total')} RAM, "
+        f"Linux {mc['kernel']} ({mc.get('virtualization') or 'bare metal'}). "
+        "Every figure below comes from that run; the raw data (every round and attempt, "
+        f"versions of every peer) is in [{rel_dir}/results.json]({rel_dir}/results.json).",
+        "",
+        f"![req/s and server CPU per request]({rel_dir}/chart.svg)",
+        "",
+        "Rerun on your machine with `bench/run` (full) or `bench/run --quick`; on a board, "
+        "use `echo-client bench` from a workstation (see [bench/README.md](README.md)).",
+        "",
+    ]
+    return "\n".join(head) + markdown(result)
+
+
 def main():
+    if sys.argv[1] == "--results-page":
+        path = sys.argv[2]
+        with open(path) as fh:
+            result = json.load(fh)
+        rel = os.path.relpath(os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.abspath(__file__)))
+        print(results_page(result, rel))
+        return
     path = sys.argv[1]
     with open(path) as fh:
         result = json.load(fh)

@@ -117,7 +117,7 @@ def svg(result):
     get = {(r["server"], r["scenario"]): r for r in rows}
     bar_h, gap, label_w, panel_w = 9, 10, 150, 300
     group_h = bar_h * len(scen) + gap
-    top = 56
+    top = 66
     height = top + group_h * len(names) + 40
     width = label_w + 2 * panel_w + 90
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

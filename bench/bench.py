@@ -102,12 +102,13 @@ def build(args, work):
 
 # ------------------------------------------------------------------ peers
 def find_peers(args, work):
-    """A ready-to-run copy of ../shared/peers (set up on first use), or None."""
+    """A ready-to-run copy of ../shared/peers (or $BENCH_PEERS_SRC), set up on first
+    use, or None. $BENCH_PEERS_DIR names an already set-up copy to use as is."""
     if args.no_peers:
         return None
     if os.environ.get("BENCH_PEERS_DIR"):
         return os.environ["BENCH_PEERS_DIR"]
-    src = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
+    src = os.environ.get("BENCH_PEERS_SRC") or os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
     if not os.path.isdir(src):
         log(f"no peers folder at {src}: benchmarking our flavours only")
         return None

@@ -158,6 +158,14 @@ def svg(result):
     return "\n".join(parts) + "\n"
 
 
+def gib(meminfo):
+    """'24684096 kB' -> '23.5 GiB'."""
+    try:
+        return f"{int(str(meminfo).split()[0]) / 1024 / 1024:.1f} GiB"
+    except (ValueError, IndexError):
+        return str(meminfo)
+
+
 def results_page(result, rel_dir):
     """bench/RESULTS.md: the run's tables and chart, with how to reproduce them."""
     m = result["meta"]
@@ -166,7 +174,7 @@ def results_page(result, rel_dir):
         "# Benchmark results",
         "",
         f"One real run of `bench/run` on {m['date_utc'][:10]} ({m['date_utc'][11:16]} UTC), machine "
-        f"`{mc['hostname']}`: {mc['cpu']}, {mc['cores']} cores, {mc.get('mem_total')} RAM, "
+        f"`{mc['hostname']}`: {mc['cpu']}, {mc['cores']} cores, {gib(mc.get('mem_total'))} RAM, "
         f"Linux {mc['kernel']} ({mc.get('virtualization') or 'bare metal'}). "
         "Every figure below comes from that run; the raw data (every round and attempt, "
         f"versions of every peer) is in [{rel_dir}/results.json]({rel_dir}/results.json).",
@@ -175,6 +183,7 @@ def results_page(result, rel_dir):
         "",
         "Rerun on your machine with `bench/run` (full) or `bench/run --quick`; on a board, "
         "use `echo-client bench` from a workstation (see [bench/README.md](README.md)).",
+        "",
         "",
     ]
     return "\n".join(head) + markdown(result)

@@ -45,6 +45,7 @@ SCENARIOS = {
 }
 PEER_NAMES = ["python-grpcio", "cpp-grpc", "node-grpc-js", "rust-tonic-default", "rust-pajamax"]
 MESSAGE = "hello"
+NICE = 0  # --nice: niceness of the servers and h2load (negative = priority over other work)
 
 
 def log(*a):
@@ -146,7 +147,7 @@ def grpc_body_file(work):
 
 
 def h2load(port, c, m, body, n=None, duration=None, log_file=None, timeout=120):
-    cmd = ["taskset", "-c", str(LOAD_CORE), "h2load", "-t", "1", "-c", str(c), "-m", str(m),
+    cmd = (["nice", "-n", str(NICE)] if NICE else []) + ["taskset", "-c", str(LOAD_CORE), "h2load", "-t", "1", "-c", str(c), "-m", str(m),
            "-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers"]
     cmd += ["-n", str(n)] if n else ["-D", str(max(1, int(round(duration))))]  # whole seconds only
     if log_file:
@@ -209,7 +210,7 @@ def wait_ready(srv, timeout=60.0, interval=0.002):
 def own_measure(s, sk, args, work, body):
     sc = SCENARIOS[sk]
     rec = {"server": s["name"], "scenario": sk, "errors": []}
-    srv = procfs.Server(s["name"], s["cmd"], free_port(), SERVER_CORE, work)
+    srv = procfs.Server(s["name"], s["cmd"], free_port(), SERVER_CORE, work, NICE)
     try:
         ready, detail = wait_ready(srv)
         if ready is None:
@@ -303,7 +304,8 @@ def peers_engine(peers, ours, args, work):
     out = os.path.join(work, "peers-results.json")
     cmd = [os.path.join(peers, "bench.sh"), "--rounds", str(args.rounds), "--duration", str(args.duration),
            "--scenarios", ",".join(args.scenarios), "--out", out, "--quiet-timeout", str(args.quiet_timeout),
-           "--quiet-secs", "3", "--retries", str(args.retries), "--contam-pct", str(args.contam_pct)]
+           "--quiet-secs", "3", "--retries", str(args.retries), "--contam-pct", str(args.contam_pct),
+           "--nice", str(args.nice)]
     if not args.only_ours:
         cmd += ["--peers", "--ceiling"]
     cmd += [f"{s['name']}={s['cmd']}" for s in ours]
@@ -330,7 +332,7 @@ def startup_and_conns(servers, args, work):
             _, pct, quiet = procfs.wait_quiet(set(), secs=2, timeout=min(args.quiet_timeout, 30.0))
             if not quiet:
                 r["startup_contaminated"] = r.get("startup_contaminated", 0) + 1
-            srv = procfs.Server(s["name"], s["cmd"], free_port(), SERVER_CORE, work)
+            srv = procfs.Server(s["name"], s["cmd"], free_port(), SERVER_CORE, work, NICE)
             try:
                 t, detail = wait_ready(srv, interval=0.001)
                 if t is None:
@@ -343,7 +345,7 @@ def startup_and_conns(servers, args, work):
         log(f"start-up {s['name']:<20} {r['startup_ms_all']}")
         if not args.conns:
             continue
-        srv = procfs.Server(s["name"], s["conn_cmd"], free_port(), SERVER_CORE, work)
+        srv = procfs.Server(s["name"], s["conn_cmd"], free_port(), SERVER_CORE, work, NICE)
         conns = h2raw.IdleConns()
         try:
             t, detail = wait_ready(srv)
@@ -377,7 +379,7 @@ def wakeups(servers, args, work):
     running = []
     try:
         for s in servers:
-            running.append((s, procfs.Server(s["name"], s["cmd"], free_port(), SERVER_CORE, work)))
+            running.append((s, procfs.Server(s["name"], s["cmd"], free_port(), SERVER_CORE, work, NICE)))
         for s, srv in running:
             t, detail = wait_ready(srv)
             if t is None:
@@ -449,9 +451,14 @@ def main():
                     help="max seconds to wait for other processes to go quiet before each run")
     ap.add_argument("--contam-pct", type=float, default=10.0)
     ap.add_argument("--retries", type=int, default=2)
+    ap.add_argument("--nice", type=int, default=0,
+                    help="run the servers and h2load at this niceness, e.g. -10 (root) to favour them over "
+                         "other work on a shared machine; default 0")
     ap.add_argument("--no-build", action="store_true", help="reuse target/bench/bin from the last run")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="results folder")
     args = ap.parse_args()
+    global NICE
+    NICE = args.nice
     if args.quick:
         args.rounds, args.duration, args.wakeup_secs = 1, 2.0, 5.0
         args.quiet_timeout = min(args.quiet_timeout, 15.0)

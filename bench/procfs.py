@@ -150,7 +150,7 @@ class Server:
     """A server command pinned to one core (unless core is None), in its own session so that all of
     its processes and threads can be found, measured and stopped together."""
 
-    def __init__(self, name, cmd, port, core, logdir):
+    def __init__(self, name, cmd, port, core, logdir, nice=0):
         self.name, self.port = name, port
         self.cmd = cmd.replace("PORT", str(port))
         self.log_path = os.path.join(logdir, f"{name}.{port}.log")
@@ -159,8 +159,13 @@ class Server:
         self.started = time.monotonic()
         # Exec'd directly (no shell, no taskset process) so that start-up time is the
         # server's own; the CPU affinity is set in the child before exec.
-        pin = (lambda: os.sched_setaffinity(0, {int(core)})) if core is not None else None
-        self.p = subprocess.Popen(shlex.split(self.cmd), preexec_fn=pin,
+        def prepare():
+            if core is not None:
+                os.sched_setaffinity(0, {int(core)})
+            if nice:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+        self.p = subprocess.Popen(shlex.split(self.cmd), preexec_fn=prepare,
                                   stdout=self.logf, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         self.sid = self.p.pid

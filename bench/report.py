@@ -35,7 +35,9 @@ def markdown(result):
     out.append(f"Run: {m['date_utc']} on `{mc['hostname']}` — {mc['cpu']}, {mc['cores']} cores"
                f"{', ' + mc['virtualization'] if mc.get('virtualization') and mc['virtualization'] != 'none' else ''}, "
                f"Linux {mc['kernel']}, {mc['rustc']}, {mc['h2load']}; git `{m['git']}`.")
-    out.append(f"Pinning: {m['pinning']}. Engine: {m['engine']}; {m['args']['rounds']} interleaved round(s), "
+    nice = m["args"].get("nice") or 0
+    out.append(f"Pinning: {m['pinning']}" + (f", both at niceness {nice}" if nice else "") +
+               f". Engine: {m['engine']}; {m['args']['rounds']} interleaved round(s), "
                f"{m['args']['duration']:g} s per measured run; figures are medians over rounds, "
                "spread = (max - min) / median of req/s.")
     out.append("")

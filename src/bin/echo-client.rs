@@ -9,7 +9,11 @@ use lean_grpc::client::{self, ClientError};
 use lean_grpc::proto::health::health_check_response::ServingStatus;
 
 fn main() -> ExitCode {
-    let command = match cli::parse(std::env::args_os().skip(1)) {
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "bench") {
+        return lean_grpc::client::bench::main(args.skip(1));
+    }
+    let command = match cli::parse(args) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("error: {e} (see --help)");

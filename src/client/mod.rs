@@ -5,6 +5,7 @@
 //! The pieces are plain async functions so other tools (the benchmark) can
 //! reuse [`connect`] and [`echo`] on their own runtime.
 
+pub mod bench;
 pub mod cli;
 
 use std::fmt;

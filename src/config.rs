@@ -617,7 +617,10 @@ mod tests {
         let tls_errors = [
             (vec!["--tls-cert", "c.pem"], "--tls-cert needs --tls-key"),
             (vec!["--tls-key", "k.pem"], "--tls-key needs --tls-cert"),
-            (vec!["--client-ca", "ca.pem"], "--client-ca needs --tls-cert"),
+            (
+                vec!["--client-ca", "ca.pem"],
+                "--client-ca needs --tls-cert",
+            ),
         ];
         for (args, want) in tls_errors {
             let e = parse(&args, &[]).unwrap_err();

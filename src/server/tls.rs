@@ -54,9 +54,9 @@ pub fn server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, TlsEr
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for der in load_certs("--client-ca", ca)? {
-                roots
-                    .add(der)
-                    .map_err(|e| file_error("--client-ca", ca, &format!("bad CA certificate: {e}")))?;
+                roots.add(der).map_err(|e| {
+                    file_error("--client-ca", ca, &format!("bad CA certificate: {e}"))
+                })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -117,10 +117,8 @@ mod tests {
 
     impl Scratch {
         fn new(name: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!(
-                "lean-grpc-tls-{name}-{}",
-                std::process::id()
-            ));
+            let dir =
+                std::env::temp_dir().join(format!("lean-grpc-tls-{name}-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
             Scratch(dir)
         }
@@ -206,7 +204,10 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\n@@@\n-----END CERTIFICATE-----\n",
         );
         let e = error(&with_files(missing.clone(), empty.clone(), None));
-        assert!(e.starts_with("--tls-cert ") && e.contains("missing.pem: cannot read:"), "{e}");
+        assert!(
+            e.starts_with("--tls-cert ") && e.contains("missing.pem: cannot read:"),
+            "{e}"
+        );
         let e = error(&with_files(empty.clone(), empty.clone(), None));
         assert!(e.ends_with("empty.pem: no certificate in the file"), "{e}");
         let e = error(&with_files(broken, empty, None));

@@ -6,10 +6,11 @@
 //! | [`timeout`] | `grpc-timeout` → deadline |
 //! | [`status`] | `grpc-status` / `grpc-message`, Trailers-Only |
 //! | [`services`] | Echo and Health as functions over message bytes |
-//! | [`reflection`] | server reflection from the compiled-in descriptor set |
+//! | `reflection` | server reflection from the compiled-in descriptor set (feature `reflection`) |
 //! | [`session`] | one connection: HTTP/2 events → calls → responses |
 
 pub mod message;
+#[cfg(feature = "reflection")]
 pub mod reflection;
 pub mod services;
 pub mod session;

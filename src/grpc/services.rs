@@ -26,7 +26,8 @@ pub enum Method {
     /// `grpc.health.v1.Health/Watch` (server streaming).
     HealthWatch,
     /// `grpc.reflection.v1[alpha].ServerReflection/ServerReflectionInfo`
-    /// (bidirectional streaming).
+    /// (bidirectional streaming; cargo feature `reflection`).
+    #[cfg(feature = "reflection")]
     Reflection,
 }
 
@@ -41,6 +42,7 @@ impl Method {
             (ECHO_SERVICE, "Reply") => Some(Method::EchoReply),
             (HEALTH_SERVICE, "Check") => Some(Method::HealthCheck),
             (HEALTH_SERVICE, "Watch") => Some(Method::HealthWatch),
+            #[cfg(feature = "reflection")]
             (
                 "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection",
                 "ServerReflectionInfo",
@@ -98,6 +100,7 @@ pub fn decode_only(method: Method, request: Bytes) -> Result<(), Status> {
     match method {
         Method::EchoReply => EchoRequest::decode(request).map(drop),
         Method::HealthCheck | Method::HealthWatch => HealthCheckRequest::decode(request).map(drop),
+        #[cfg(feature = "reflection")]
         Method::Reflection => {
             super::reflection::pb::ServerReflectionRequest::decode(request).map(drop)
         }

@@ -57,8 +57,10 @@ pub struct Stream {
     pub send_window: SendWindow,
     /// Credit the client has for DATA on this stream.
     pub recv_window: RecvWindow,
-    /// Response DATA waiting for flow-control credit, in order.
+    /// Response DATA waiting to be written, in order.
     pub queue: VecDeque<Bytes>,
+    /// Total bytes in `queue`.
+    pub queued: usize,
     /// Trailers to write once `queue` is empty (encoded only then, so HPACK
     /// blocks reach the wire in the order they were encoded).
     pub trailers: Option<Vec<(Vec<u8>, Vec<u8>)>>,
@@ -77,6 +79,7 @@ impl Stream {
             send_window: SendWindow::new(send_window),
             recv_window: RecvWindow::new(recv_window, recv_window),
             queue: VecDeque::new(),
+            queued: 0,
             trailers: None,
         }
     }
@@ -91,15 +94,122 @@ impl Stream {
         }
     }
 
+    /// Queued response DATA that flow control lets us write now (the
+    /// connection window aside).
+    pub fn sendable(&self) -> usize {
+        self.queued.min(self.send_window.available())
+    }
+
     /// Whether DATA (or trailers) are waiting to be written.
     pub fn has_pending_output(&self) -> bool {
         !self.queue.is_empty() || self.trailers.is_some() || self.send == SendState::Ending
     }
 }
 
+/// The live streams of a connection, ordered by id.
+///
+/// A sorted `Vec` rather than a map: there are at most
+/// `max_concurrent_streams` of them, new ids only grow (§5.1.1) so opening a
+/// stream is a push, lookups are a binary search, and it keeps the binary
+/// small (a `BTreeMap` instance costs ~4 KB of code).
+#[derive(Debug, Default)]
+pub struct StreamMap {
+    /// (id, stream), ascending by id.
+    entries: Vec<(u32, Stream)>,
+}
+
+impl StreamMap {
+    /// Number of live streams.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no stream is live.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn find(&self, id: u32) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&id, |(k, _)| *k)
+    }
+
+    /// The stream `id`, if live.
+    pub fn get(&self, id: u32) -> Option<&Stream> {
+        let i = self.find(id).ok()?;
+        self.entries.get(i).map(|(_, s)| s)
+    }
+
+    /// The stream `id`, if live, for changing.
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Stream> {
+        let i = self.find(id).ok()?;
+        self.entries.get_mut(i).map(|(_, s)| s)
+    }
+
+    /// Whether stream `id` is live.
+    pub fn contains(&self, id: u32) -> bool {
+        self.find(id).is_ok()
+    }
+
+    /// Adds (or replaces) stream `id`.
+    pub fn insert(&mut self, id: u32, stream: Stream) {
+        match self.find(id) {
+            Ok(i) => {
+                if let Some(entry) = self.entries.get_mut(i) {
+                    entry.1 = stream;
+                }
+            }
+            Err(i) => self.entries.insert(i, (id, stream)),
+        }
+    }
+
+    /// Removes stream `id`, returning it if it was live.
+    pub fn remove(&mut self, id: u32) -> Option<Stream> {
+        let i = self.find(id).ok()?;
+        let (_, s) = self.entries.remove(i);
+        if self.entries.is_empty() && self.entries.capacity() > 16 {
+            // A burst is over: an idle connection keeps no stream table.
+            self.entries = Vec::new();
+        }
+        Some(s)
+    }
+
+    /// Every live stream, ascending by id.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Stream)> {
+        self.entries.iter().map(|(id, s)| (*id, s))
+    }
+
+    /// Every live stream, for changing.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Stream> {
+        self.entries.iter_mut().map(|(_, s)| s)
+    }
+
+    /// Removes and returns every stream, ascending by id.
+    pub fn drain(&mut self) -> impl Iterator<Item = (u32, Stream)> {
+        std::mem::take(&mut self.entries).into_iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_map_keeps_ids_sorted() {
+        let mut m = StreamMap::default();
+        for id in [5, 1, 9, 3] {
+            m.insert(id, Stream::new(1, 1));
+        }
+        assert_eq!(m.iter().map(|(id, _)| id).collect::<Vec<_>>(), [1, 3, 5, 9]);
+        assert!(m.contains(9) && !m.contains(7));
+        m.get_mut(3).unwrap().received = 42;
+        assert_eq!(m.get(3).map(|s| s.received), Some(42));
+        assert!(m.remove(5).is_some());
+        assert!(m.remove(5).is_none());
+        assert!(m.get(5).is_none());
+        assert_eq!(m.len(), 3);
+        assert_eq!(m.drain().map(|(id, _)| id).collect::<Vec<_>>(), [1, 3, 9]);
+        assert!(m.is_empty());
+    }
 
     #[test]
     fn states() {

@@ -17,9 +17,9 @@
 //! * **Fairness.** Sockets are non-blocking and reads per wakeup are bounded.
 //!   A client that does not read its answers only fills its own buffers: we
 //!   stop reading from it while the session reports `wants_input() == false`
-//!   or while its socket takes no output and `MAX_QUEUED_RESPONSES`
-//!   answered calls wait, so it can neither block nor swamp the others (nor
-//!   make us hold more than a few replies for it).
+//!   (its answers pile up unsent, see [`crate::h2::Connection::wants_input`]),
+//!   so it can neither block nor swamp the others (nor make us hold more than
+//!   ~64 KiB of replies for it beyond the one being written).
 //!
 //! `polling` 2.x is used because its registration API is safe; 3.x made
 //! `add` an `unsafe fn`, and this crate forbids unsafe code. Its tree is
@@ -52,13 +52,10 @@ const FIRST_CONN: usize = 2;
 const READ_BUF: usize = 32 * 1024;
 /// Reads per connection per wakeup, so one busy client cannot starve the rest.
 const READS_PER_WAKEUP: usize = 4;
-/// While a connection's socket is not taking our output, at most this many
-/// answered calls may wait in its session before we stop reading from it.
-const MAX_QUEUED_RESPONSES: usize = 8;
 /// After an accept error other than "no more pending" (typically EMFILE:
 /// out of file descriptors), the listener rests this long instead of
 /// spinning on a connection it cannot take.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const ACCEPT_BACKOFF_MS: u64 = 100;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -221,8 +218,9 @@ impl Server {
                 // pending connection stays queued, so re-arming now would
                 // spin. Rest the listener briefly; `serve` re-arms it.
                 Err(e) => {
-                    crate::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    // (Not `{:?}` of a Duration: its formatter alone is ~2 KB of binary.)
+                    crate::warn!("accept failed: {e}; pausing accepts for {ACCEPT_BACKOFF_MS} ms");
+                    self.accept_paused_until = Some(now + Duration::from_millis(ACCEPT_BACKOFF_MS));
                     return Ok(());
                 }
             };
@@ -310,7 +308,7 @@ impl Server {
             return;
         }
         for _ in 0..READS_PER_WAKEUP {
-            if !wants_input(conn) {
+            if !conn.session.wants_input() {
                 break;
             }
             match conn.stream.read(&mut self.buf) {
@@ -352,7 +350,7 @@ impl Server {
                 continue;
             }
             let want = Interest {
-                read: !conn.read_closed && wants_input(conn),
+                read: !conn.read_closed && conn.session.wants_input(),
                 write: !flushed,
             };
             if conn.armed != Some(want) {
@@ -380,16 +378,6 @@ impl Server {
         }
         next
     }
-}
-
-/// Whether to read more from `conn`: the session asks for input, unless the
-/// client is not reading its answers (our output is stuck in the socket)
-/// while answered calls pile up. Reading stops only in that case, so a
-/// client blocked on flow control can still send its WINDOW_UPDATEs.
-fn wants_input(conn: &Conn) -> bool {
-    let stuck = conn.written < conn.out.len();
-    conn.session.wants_input()
-        && !(stuck && conn.session.queued_responses() >= MAX_QUEUED_RESPONSES)
 }
 
 /// Writes as much pending output as the socket takes, pulling more from the

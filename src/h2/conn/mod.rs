@@ -18,7 +18,7 @@ mod send;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
@@ -31,11 +31,13 @@ use super::frame::settings::{MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MAX_FRAME_SIZE}
 use super::frame::{GoAway, Ping, RstStream, Settings, WindowUpdate};
 use super::hpack::{Decoder, Encoder};
 use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
-use super::stream::Stream;
+use super::stream::StreamMap;
 pub use super::{Limits, RequestHead};
 
-/// Unsent output above which [`Connection::wants_input`] turns false: a peer
-/// that makes us answer (PING, SETTINGS, resets) without reading cannot grow it.
+/// Output waiting for the driver (queued frames plus response DATA that flow
+/// control allows) above which [`Connection::wants_input`] turns false: a
+/// peer that makes us answer (calls, PING, SETTINGS, resets) without reading
+/// cannot grow it.
 const OUTPUT_HIGH_WATER: usize = 64 * 1024;
 /// Unsent output at which the connection gives up on a driver that keeps
 /// feeding input regardless of `wants_input` (GOAWAY ENHANCE_YOUR_CALM).
@@ -180,7 +182,7 @@ pub struct Connection {
     decoder: Decoder,
     encoder: Encoder,
     peer: PeerSettings,
-    streams: BTreeMap<u32, Stream>,
+    streams: StreamMap,
     /// Highest stream id the client has used; new streams must be above it (§5.1.1).
     max_seen_id: u32,
     /// Highest stream id handed to the application: GOAWAY's last-stream-id.
@@ -260,7 +262,7 @@ impl Connection {
             out,
             events: VecDeque::new(),
             peer: PeerSettings::default(),
-            streams: BTreeMap::new(),
+            streams: StreamMap::default(),
             max_seen_id: 0,
             last_processed_id: 0,
             closed: VecDeque::new(),
@@ -307,7 +309,7 @@ impl Connection {
             WindowUpdate::encode(0, inc, &mut self.out);
         }
         // No stream credit for a stream whose request side is over: it cannot send more.
-        if let Some(s) = self.streams.get_mut(&id).filter(|s| !s.recv_closed) {
+        if let Some(s) = self.streams.get_mut(id).filter(|s| !s.recv_closed) {
             if let Some(inc) = s.recv_window.release(n) {
                 WindowUpdate::encode(id, inc, &mut self.out);
             }
@@ -399,7 +401,7 @@ impl Connection {
             .streams
             .iter()
             .filter(|(_, s)| !s.recv_closed)
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect();
         for id in unfinished {
             self.drop_stream(id, ErrorCode::Cancel, false);
@@ -408,13 +410,27 @@ impl Connection {
         self.maybe_finish();
     }
 
-    /// False while too much output is unsent or too many events are unpolled:
-    /// the driver should stop reading until this turns true again.
+    /// False while too much output waits to be taken by
+    /// [`Connection::poll_transmit`] or too many events are unpolled: the
+    /// driver should stop reading until this turns true again.
+    ///
+    /// Waiting output is the queued frames plus the response DATA that flow
+    /// control already allows. A driver takes output whenever its socket
+    /// has room, so this grows only while the peer is not reading: it stops
+    /// being read. DATA held back by the peer's own flow-control windows is
+    /// not counted, so a peer that is slow to grant credit is still read
+    /// (its WINDOW_UPDATEs must get through).
     pub fn wants_input(&self) -> bool {
         self.phase != Phase::Closed
             && !self.read_closed
-            && self.out.len() < OUTPUT_HIGH_WATER
             && self.events.len() < EVENTS_HIGH_WATER
+            && self.out.len() + self.sendable_data() < OUTPUT_HIGH_WATER
+    }
+
+    /// Response DATA that [`Connection::poll_transmit`] could write now.
+    fn sendable_data(&self) -> usize {
+        let streams: usize = self.streams.iter().map(|(_, s)| s.sendable()).sum();
+        streams.min(self.send_window.available())
     }
 
     /// Nothing more will happen: close the socket after writing what
@@ -476,7 +492,7 @@ impl Connection {
         self.inbuf = Vec::new();
         self.block = None;
         self.closed = VecDeque::new();
-        for (id, s) in std::mem::take(&mut self.streams) {
+        for (id, s) in self.streams.drain() {
             if s.announced {
                 self.events.push_back(Event::Reset { id, code });
             }
@@ -514,7 +530,7 @@ impl Connection {
 
     /// Forgets a stream, telling the application if it knew about it.
     fn drop_stream(&mut self, id: u32, code: ErrorCode, reset_by_us: bool) {
-        if let Some(s) = self.streams.remove(&id) {
+        if let Some(s) = self.streams.remove(id) {
             if s.announced {
                 self.events.push_back(Event::Reset { id, code });
             }
@@ -525,7 +541,7 @@ impl Connection {
 
     /// Forgets a finished stream (both sides ended).
     fn finish_stream(&mut self, id: u32) {
-        if self.streams.remove(&id).is_some() {
+        if self.streams.remove(id).is_some() {
             self.remember_closed(id, false);
             self.on_stream_gone();
         }

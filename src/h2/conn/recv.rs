@@ -215,7 +215,7 @@ impl Connection {
             ));
         }
         let padding = d.flow_len.saturating_sub(d.data.len() as u32);
-        let Some(s) = self.streams.get_mut(&id) else {
+        let Some(s) = self.streams.get_mut(id) else {
             // Not delivered to anyone: return the connection credit at once.
             self.release_credit(0, d.flow_len);
             if self.is_idle(id) {
@@ -372,7 +372,7 @@ impl Connection {
 
     /// Decides what the header block starting on stream `id` is.
     fn classify_headers(&mut self, id: u32) -> Result<Target, Error> {
-        if let Some(s) = self.streams.get(&id) {
+        if let Some(s) = self.streams.get(id) {
             if s.recv_closed {
                 // §5.1 half-closed (remote): frames other than WINDOW_UPDATE, PRIORITY or
                 // RST_STREAM "MUST" get a stream error of type STREAM_CLOSED.
@@ -521,7 +521,7 @@ impl Connection {
                 builder
                     .finish()
                     .map_err(|why| Error::stream(id, ErrorCode::ProtocolError, why))?;
-                let Some(s) = self.streams.get_mut(&id) else {
+                let Some(s) = self.streams.get_mut(id) else {
                     return Ok(());
                 };
                 if s.content_length.is_some_and(|n| n != s.received) {
@@ -578,7 +578,7 @@ impl Connection {
                 "RST_STREAM on an idle stream",
             ));
         }
-        if !self.streams.contains_key(&id) {
+        if !self.streams.contains(id) {
             return Ok(()); // already closed: nothing to do
         }
         // Rapid reset (CVE-2023-44487): bound peer resets per time window.
@@ -668,7 +668,7 @@ impl Connection {
                 "WINDOW_UPDATE on an idle stream",
             ));
         }
-        if let Some(s) = self.streams.get_mut(&w.stream_id) {
+        if let Some(s) = self.streams.get_mut(w.stream_id) {
             // §6.9.1: on a stream, "the sender MUST ... send a RST_STREAM with an error
             // code of FLOW_CONTROL_ERROR".
             s.send_window.adjust(inc).map_err(|_| {

@@ -40,7 +40,7 @@ impl Connection {
         end_stream: bool,
     ) -> Result<(), SendError> {
         self.check_open()?;
-        let s = self.streams.get_mut(&id).ok_or(SendError::UnknownStream)?;
+        let s = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
         if s.send != SendState::Idle || !(100..=999).contains(&status) {
             return Err(SendError::InvalidState);
         }
@@ -71,11 +71,12 @@ impl Connection {
     /// control allows. `end_stream` ends the response.
     pub fn send_data(&mut self, id: u32, data: Bytes, end_stream: bool) -> Result<(), SendError> {
         self.check_open()?;
-        let s = self.streams.get_mut(&id).ok_or(SendError::UnknownStream)?;
+        let s = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
         if s.send != SendState::Headers {
             return Err(SendError::InvalidState);
         }
         if !data.is_empty() {
+            s.queued += data.len();
             s.queue.push_back(data);
         }
         if end_stream {
@@ -87,7 +88,7 @@ impl Connection {
     /// Ends the response on stream `id` with trailers (written after the queued DATA).
     pub fn send_trailers(&mut self, id: u32, fields: &[(&[u8], &[u8])]) -> Result<(), SendError> {
         self.check_open()?;
-        let s = self.streams.get_mut(&id).ok_or(SendError::UnknownStream)?;
+        let s = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
         if s.send != SendState::Headers {
             return Err(SendError::InvalidState);
         }
@@ -103,7 +104,7 @@ impl Connection {
 
     /// Resets stream `id` with `code` (for example CANCEL); no event follows.
     pub fn reset(&mut self, id: u32, code: ErrorCode) {
-        if self.phase != Phase::Closed && self.streams.remove(&id).is_some() {
+        if self.phase != Phase::Closed && self.streams.remove(id).is_some() {
             RstStream::encode(id, code, &mut self.out);
             self.remember_closed(id, true);
             self.on_stream_gone();
@@ -120,7 +121,7 @@ impl Connection {
     /// Our END_STREAM is written: close the stream, or, if the client is still
     /// sending, ask it to stop with RST_STREAM(NO_ERROR) (§8.1).
     fn send_finished(&mut self, id: u32) {
-        let Some(s) = self.streams.get(&id) else {
+        let Some(s) = self.streams.get(id) else {
             return;
         };
         if s.recv_closed {
@@ -144,7 +145,7 @@ impl Connection {
             .streams
             .iter()
             .filter(|(_, s)| s.has_pending_output())
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect();
         if ready.is_empty() {
             return;
@@ -178,7 +179,7 @@ impl Connection {
     /// Writes at most one frame for stream `id`; true if it wrote something.
     fn write_one(&mut self, id: u32, max_frame: usize, out: &mut Vec<u8>) -> bool {
         let conn_avail = self.send_window.available();
-        let Some(s) = self.streams.get_mut(&id) else {
+        let Some(s) = self.streams.get_mut(id) else {
             return false;
         };
         if let Some(front) = s.queue.front_mut() {
@@ -195,6 +196,7 @@ impl Connection {
                 s.queue.pop_front();
             }
             let end = s.queue.is_empty() && s.trailers.is_none() && s.send == SendState::Ending;
+            s.queued -= n;
             s.send_window.consume(n);
             self.send_window.consume(n);
             Data::encode(id, &chunk, end, out);

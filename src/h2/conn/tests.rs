@@ -1120,6 +1120,58 @@ fn output_backpressure() {
 }
 
 #[test]
+fn queued_response_data_counts_as_unsent_output() {
+    const INITIAL_WINDOW_SIZE: u16 = 4;
+    let mut c = Client::ready(limits());
+    c.send(&settings(&[(INITIAL_WINDOW_SIZE, 1 << 20)]));
+    c.send(&window_update(0, 1 << 20));
+    c.send(&request(1, true));
+    c.events();
+    c.read();
+    assert!(c.conn.wants_input());
+    c.conn.send_headers(1, 200, &[], false).unwrap();
+    c.conn
+        .send_data(1, Bytes::from(vec![7u8; 200 * 1024]), true)
+        .unwrap();
+    // 200 KiB ready to go and nobody taking it: stop reading.
+    assert!(!c.conn.wants_input());
+    let mut taken = 0;
+    while !c.conn.wants_input() {
+        let out = c.read();
+        assert!(!out.is_empty());
+        taken += out
+            .iter()
+            .filter(|f| f.kind == kind::DATA)
+            .map(|f| f.payload.len())
+            .sum::<usize>();
+    }
+    // Reading resumes once less than the high-water mark is left.
+    assert!(200 * 1024 - taken < OUTPUT_HIGH_WATER, "{taken}");
+    assert!(taken < 200 * 1024);
+
+    // DATA held back by the peer's flow control does not stop reading: the
+    // peer's WINDOW_UPDATEs must get through.
+    let mut c = Client::ready(limits());
+    c.send(&settings(&[(INITIAL_WINDOW_SIZE, 1 << 20)]));
+    c.send(&request(1, true));
+    c.events();
+    c.conn.send_headers(1, 200, &[], false).unwrap();
+    c.conn
+        .send_data(1, Bytes::from(vec![7u8; 200 * 1024]), true)
+        .unwrap();
+    let out = c.read();
+    let sent: usize = out
+        .iter()
+        .filter(|f| f.kind == kind::DATA)
+        .map(|f| f.payload.len())
+        .sum();
+    assert_eq!(sent, 65_535, "the connection window is the default");
+    assert!(c.conn.wants_input(), "135 KiB queued, none of it sendable");
+    c.send(&window_update(0, 1 << 20));
+    assert!(!c.conn.wants_input(), "now it is sendable");
+}
+
+#[test]
 fn partial_frames_and_lazy_buffers() {
     let mut c = Client::ready(limits());
     assert_eq!(c.conn.inbuf.capacity(), 0);

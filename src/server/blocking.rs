@@ -38,6 +38,12 @@ use std::time::{Duration, Instant};
 
 use polling::{Event, Poller};
 
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod transport;
+
+use self::transport::Transport;
+
 use super::ServeError;
 use crate::config::Config;
 use crate::grpc::session::Session;
@@ -50,6 +56,9 @@ const SIGNAL: usize = 1;
 const FIRST_CONN: usize = 2;
 /// One read buffer shared by every connection.
 const READ_BUF: usize = 32 * 1024;
+// A TLS read must be able to take everything rustls decrypts at once.
+#[cfg(feature = "tls")]
+const _: () = assert!(READ_BUF >= tls::MIN_READ_BUF);
 /// Reads per connection per wakeup, so one busy client cannot starve the rest.
 const READS_PER_WAKEUP: usize = 4;
 /// After an accept error other than "no more pending" (typically EMFILE:
@@ -70,8 +79,8 @@ struct Interest {
 
 /// One accepted connection.
 struct Conn {
-    /// The non-blocking socket.
-    stream: TcpStream,
+    /// The non-blocking socket, plain or TLS.
+    stream: Transport,
     /// gRPC + HTTP/2 state.
     session: Session,
     /// Output taken from the session but not yet written; empty (and freed
@@ -110,6 +119,9 @@ struct Server {
     accept_paused_until: Option<Instant>,
     /// The shared read buffer.
     buf: Box<[u8]>,
+    /// Set when serving TLS: every accepted socket starts a handshake.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Runs the runtime-free server until SIGINT/SIGTERM and a drain.
@@ -130,6 +142,8 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(), ServeError> {
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     signals.set_nonblocking(true).map_err(ServeError::Io)?;
+    #[cfg(feature = "tls")]
+    let tls = super::tls::server_config(&config).map_err(ServeError::Tls)?;
     let poller = Poller::new().map_err(ServeError::Io)?;
     poller
         .add(&listener, Event::readable(LISTENER))
@@ -149,6 +163,8 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         force_stop: false,
         accept_paused_until: None,
         buf: vec![0; READ_BUF].into_boxed_slice(),
+        #[cfg(feature = "tls")]
+        tls,
     };
     server.serve()
 }
@@ -247,6 +263,16 @@ impl Server {
     fn add_conn(&mut self, stream: TcpStream, now: Instant) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(self.config.tcp_nodelay)?;
+        #[cfg(feature = "tls")]
+        let stream = match &self.tls {
+            Some(config) => {
+                let config = std::sync::Arc::clone(config);
+                Transport::Tls(Box::new(tls::TlsStream::new(stream, config)?))
+            }
+            None => Transport::Plain(stream),
+        };
+        #[cfg(not(feature = "tls"))]
+        let stream = Transport::Plain(stream);
         let slot = match self.conns.iter().position(Option::is_none) {
             Some(slot) => slot,
             None => {
@@ -351,7 +377,7 @@ impl Server {
             }
             let want = Interest {
                 read: !conn.read_closed && conn.session.wants_input(),
-                write: !flushed,
+                write: !flushed || conn.stream.wants_write(),
             };
             if conn.armed != Some(want) {
                 let key = slot + FIRST_CONN;
@@ -383,6 +409,16 @@ impl Server {
 /// Writes as much pending output as the socket takes, pulling more from the
 /// session whenever the buffer empties.
 fn flush(conn: &mut Conn) {
+    // Bytes the transport queued itself (TLS records) go first.
+    match conn.stream.flush() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+        Err(e) => {
+            crate::debug!("write error: {e}");
+            conn.failed = true;
+            return;
+        }
+    }
     loop {
         if conn.written >= conn.out.len() {
             conn.out.clear();

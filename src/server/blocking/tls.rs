@@ -27,8 +27,9 @@ use std::sync::Arc;
 use rustls::{ServerConfig, ServerConnection};
 
 /// Read buffers at least this large leave no decrypted bytes inside rustls
-/// (its largest TLS wire buffer is one record of 16 KiB plus overhead).
-pub const MIN_READ_BUF: usize = 18 * 1024;
+/// (rustls reads at most one TLS wire buffer, 18437 bytes, from the socket
+/// at a time, and decrypts to no more than that).
+pub const MIN_READ_BUF: usize = 20 * 1024;
 
 /// A server-side TLS connection over a non-blocking socket.
 pub struct TlsStream {

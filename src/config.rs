@@ -55,6 +55,9 @@ pub struct Config {
 }
 
 /// What the command line asks for.
+// Made once at startup and moved straight into the server: boxing the
+// Config would buy nothing but an allocation and a harder API.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run the server with this configuration.

@@ -95,7 +95,11 @@ impl Index {
                         index.symbols.push((qualify(&name, &method.name), at));
                     }
                     index.symbols.push((name.clone(), at));
-                    index.services.push(name);
+                    // A service can come in two sets (ours and tonic-reflection's
+                    // copy of reflection.proto); list it once.
+                    if !index.services.contains(&name) {
+                        index.services.push(name);
+                    }
                 }
                 for message in &file.message_type {
                     index.add_message(scope, message, at);

@@ -1,0 +1,254 @@
+//! Interoperability with real third-party gRPC stacks: the Python tutorial
+//! client (grpcio), a grpcio health probe, python-hyper `h2`, Node's
+//! `@grpc/grpc-js`, and nghttp2's `h2load`. These are what users point at the
+//! server, so they must never be skipped: missing clients FAIL the test.
+//! `scripts/test` installs them (via `tests/interop/setup.sh`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{run, Output, Server};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn venv_python() -> PathBuf {
+    let python = Path::new(ROOT).join("target/interop/venv/bin/python");
+    let stubs = Path::new(ROOT).join("target/interop/gen/echo_pb2_grpc.py");
+    assert!(
+        python.exists() && stubs.exists(),
+        "the Python interop clients are not installed ({} / {} missing): \
+         run scripts/test, which sets them up (or tests/interop/setup.sh)",
+        python.display(),
+        stubs.display()
+    );
+    python
+}
+
+fn python(script: &str, args: &[&str]) -> Output {
+    let python = venv_python();
+    let script = Path::new(ROOT).join("tests/interop/python").join(script);
+    let gen = Path::new(ROOT).join("target/interop/gen");
+    let mut all = vec![script.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    run(
+        python.to_str().expect("utf-8 path"),
+        &all,
+        &[
+            ("PYTHONPATH", gen.to_str().expect("utf-8 path")),
+            ("PYTHONDONTWRITEBYTECODE", "1"),
+        ],
+        CLIENT_TIMEOUT,
+    )
+}
+
+fn node_client(args: &[&str]) -> Output {
+    let dir = Path::new(ROOT).join("tests/interop/node");
+    assert!(
+        dir.join("node_modules/@grpc/grpc-js").exists(),
+        "the Node interop client is not installed (tests/interop/node/node_modules missing): \
+         run scripts/test, which sets it up (or tests/interop/setup.sh)"
+    );
+    let script = dir.join("client.js");
+    let mut all = vec![script.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    run("node", &all, &[], CLIENT_TIMEOUT)
+}
+
+#[test]
+fn python_tutorial_client_gets_its_reply() {
+    let server = Server::start(&[]);
+    let out = python("tutorial_client.py", &[&server.addr().to_string()]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(
+        out.stdout, "Echo client received: You said: Hello World!\n",
+        "stderr:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn python_health_check_is_serving() {
+    let server = Server::start(&[]);
+    let addr = server.addr().to_string();
+    for service in ["", "echo.Echo"] {
+        let out = python("health_check.py", &[&addr, service]);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "service {service:?}: stderr:\n{}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "SERVING\n", "service {service:?}");
+    }
+    let out = python("health_check.py", &[&addr, "no.such.Service"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(1), "NOT_FOUND\n"),
+        "stderr:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn python_h2_non_grpc_request_gets_a_complete_response() {
+    let server = Server::start(&[]);
+    let port = server.addr().port().to_string();
+    for (method, path, ctype) in [("GET", "/", ""), ("POST", "/echo.Echo/Reply", "text/plain")] {
+        let mut args = vec!["127.0.0.1", port.as_str(), method, path];
+        if !ctype.is_empty() {
+            args.push(ctype);
+        }
+        let out = python("h2_get.py", &args);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{method} {path}: stderr:\n{}",
+            out.stderr
+        );
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        let status = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("status "))
+            .and_then(|s| s.parse::<u16>().ok());
+        let grpc = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("grpc-status "))
+            .and_then(|s| s.parse::<u32>().ok());
+        match status {
+            Some(200) => assert!(grpc.is_some_and(|g| g != 0), "{method} {path}: {lines:?}"),
+            Some(s) => assert!((400..600).contains(&s), "{method} {path}: {lines:?}"),
+            None => panic!("{method} {path}: no response: {lines:?}"),
+        }
+        assert_eq!(lines.last(), Some(&"ended"), "{method} {path}: {lines:?}");
+    }
+}
+
+#[test]
+fn node_grpc_js_client_gets_its_reply() {
+    let server = Server::start(&["--max-message-size", "1KiB"]);
+    let addr = server.addr().to_string();
+    let out = node_client(&[&addr, "héllo wörld 🌍"]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(out.stdout, "You said: héllo wörld 🌍\n");
+    let big = "y".repeat(4096);
+    let out = node_client(&[&addr, &big]);
+    assert_eq!(
+        out.code,
+        Some(1),
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.starts_with("error RESOURCE_EXHAUSTED"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Parses `N` out of h2load's "... N succeeded ..." style summary lines.
+fn h2load_count(output: &str, line_start: &str, word: &str) -> Option<u64> {
+    let line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with(line_start))?;
+    let words: Vec<&str> = line
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let i = words.iter().position(|w| *w == word)?;
+    words.get(i.checked_sub(1)?)?.parse().ok()
+}
+
+#[test]
+fn h2load_many_streams_per_connection_all_succeed() {
+    let h2load_present = std::process::Command::new("h2load")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !h2load_present {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+        assert!(
+            !ci,
+            "h2load (Debian package nghttp2-client) is required under CI; .ci/run installs it"
+        );
+        eprintln!("SKIPPED h2load interop: h2load not installed (apt-get install nghttp2-client); CI never skips this");
+        return;
+    }
+    let server = Server::start(&[]);
+    let body = Path::new(env!("CARGO_TARGET_TMPDIR")).join("h2load-echo-request.bin");
+    // gRPC frame of EchoRequest { message: "hello" }.
+    std::fs::write(
+        &body,
+        common::raw::grpc_frame(&common::raw::echo_request(b"hello")),
+    )
+    .expect("write body");
+    let url = format!("http://{}/echo.Echo/Reply", server.addr());
+    let requests = 4000u64;
+    let out = run(
+        "h2load",
+        &[
+            "-n",
+            &requests.to_string(),
+            "-c",
+            "4",
+            "-m",
+            "50",
+            "-t",
+            "1",
+            "-d",
+            body.to_str().expect("utf-8 path"),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            &url,
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        out.code,
+        Some(0),
+        "h2load failed:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let text = &out.stdout;
+    assert_eq!(
+        h2load_count(text, "requests:", "succeeded"),
+        Some(requests),
+        "{text}"
+    );
+    assert_eq!(h2load_count(text, "requests:", "failed"), Some(0), "{text}");
+    assert_eq!(
+        h2load_count(text, "requests:", "errored"),
+        Some(0),
+        "{text}"
+    );
+    assert_eq!(
+        h2load_count(text, "status codes:", "2xx"),
+        Some(requests),
+        "{text}"
+    );
+    // The server is still healthy afterwards.
+    let out = python("tutorial_client.py", &[&server.addr().to_string()]);
+    assert_eq!(
+        out.stdout, "Echo client received: You said: Hello World!\n",
+        "stderr:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn h2load_summary_parser_reads_counts() {
+    let sample =
+        "requests: 10 total, 10 started, 9 done, 8 succeeded, 1 failed, 1 errored, 0 timeout\n\
+                  status codes: 8 2xx, 0 3xx, 1 4xx, 0 5xx\n";
+    assert_eq!(h2load_count(sample, "requests:", "succeeded"), Some(8));
+    assert_eq!(h2load_count(sample, "requests:", "errored"), Some(1));
+    assert_eq!(h2load_count(sample, "status codes:", "2xx"), Some(8));
+    assert_eq!(h2load_count(sample, "status codes:", "9xx"), None);
+}

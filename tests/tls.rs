@@ -11,20 +11,18 @@
 //! one from an unrelated CA). Clients: the crate's tonic client, the
 //! `echo-client` binary and, when the interop venv exists, Python grpcio.
 //!
-//! The server spawner here is minimal on purpose (tests/common is not on
-//! this branch yet); it reads the bound port from the startup line.
+//! The Python test needs `tests/interop/setup.sh` to have run (scripts/test
+//! does); without it the test is skipped, except under CI=true where it fails.
 
 #![cfg(all(feature = "tls", feature = "client"))]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{run, Server, SERVER_BIN};
 use lean_grpc::client::{self, ClientError, TlsFiles};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -127,100 +125,15 @@ fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA")
 }
 
-/// A running `echo-server`; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
+/// Starts `echo-server` with `args` (on 127.0.0.1:0).
+fn start(args: &[String]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(&args)
 }
 
-impl Server {
-    /// Starts the server on 127.0.0.1:0 with `args` and waits for its
-    /// startup line; panics with its stderr if it does not come up.
-    fn start(args: &[String]) -> Server {
-        let (child, log, lines) = spawn(args);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = line
-                        .split("listening on ")
-                        .nth(1)
-                        .and_then(|rest| rest.split_whitespace().next())
-                        .and_then(|a| a.parse().ok())
-                    {
-                        break addr;
-                    }
-                }
-                Err(_) => panic!(
-                    "echo-server did not start; stderr:\n{}",
-                    log.lock().expect("log")
-                ),
-            }
-        };
-        Server { child, addr, log }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    /// Waits up to [`TIMEOUT`] for `needle` in the server's stderr.
-    fn wait_for_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + TIMEOUT;
-        while Instant::now() < deadline {
-            if self.log.lock().expect("log").contains(needle) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log").clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Spawns `echo-server --listen 127.0.0.1:0 ARGS` with stderr collected
-/// into the returned log and forwarded line by line.
-fn spawn(args: &[String]) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_echo-server"));
-    cmd.args(["--listen", "127.0.0.1:0"]).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ECHO_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn echo-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&log);
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let mut log = sink.lock().expect("log");
-            log.push_str(&line);
-            log.push('\n');
-            drop(log);
-            let _ = tx.send(line);
-        }
-    });
-    (child, log, rx)
+/// `https://ADDR` of a running server.
+fn url(server: &Server) -> String {
+    format!("https://{}", server.addr())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -250,47 +163,47 @@ fn plain_echo(addr: SocketAddr, message: &str) -> Result<String, ClientError> {
 #[test]
 fn tls_echo_with_tonic() {
     let pki = Pki::new("echo");
-    let server = Server::start(&pki.server_args(false));
+    let server = start(&pki.server_args(false));
     assert!(server.log().contains("tls=on"), "{}", server.log());
-    let reply = tls_echo(&server.url(), &pki.client(None), "over TLS");
+    let reply = tls_echo(&url(&server), &pki.client(None), "over TLS");
     assert_eq!(reply, Ok("You said: over TLS".into()));
     // localhost is in the certificate too.
-    let by_name = format!("https://localhost:{}", server.addr.port());
+    let by_name = format!("https://localhost:{}", server.addr().port());
     assert_eq!(
         tls_echo(&by_name, &pki.client(None), "by name"),
         Ok("You said: by name".into())
     );
     // A big message crosses many TLS records both ways.
     let big = "x".repeat(1 << 20);
-    let reply = tls_echo(&server.url(), &pki.client(None), &big).expect("1 MiB echo");
+    let reply = tls_echo(&url(&server), &pki.client(None), &big).expect("1 MiB echo");
     assert_eq!(reply.len(), big.len() + "You said: ".len());
 }
 
 #[test]
 fn client_that_does_not_trust_the_ca_fails() {
     let pki = Pki::new("untrusted");
-    let server = Server::start(&pki.server_args(false));
+    let server = start(&pki.server_args(false));
     let files = TlsFiles {
         ca: Some(pki.dir.join("rogue-ca.pem")),
         ..TlsFiles::default()
     };
-    let err = tls_echo(&server.url(), &files, "hi").expect_err("untrusted server");
+    let err = tls_echo(&url(&server), &files, "hi").expect_err("untrusted server");
     assert_eq!(err.code, lean_grpc::status::Code::Unavailable, "{err}");
 }
 
 #[test]
 fn plaintext_client_is_refused_and_server_keeps_serving() {
     let pki = Pki::new("plain");
-    let server = Server::start(&pki.server_args(false));
-    let err = plain_echo(server.addr, "hi").expect_err("plaintext must not work");
+    let server = start(&pki.server_args(false));
+    let err = plain_echo(server.addr(), "hi").expect_err("plaintext must not work");
     assert_eq!(err.code, lean_grpc::status::Code::Unavailable, "{err}");
     assert!(
-        server.wait_for_log("TLS handshake failed"),
+        server.wait_for_log("TLS handshake failed", TIMEOUT),
         "{}",
         server.log()
     );
     assert_eq!(
-        tls_echo(&server.url(), &pki.client(None), "still here"),
+        tls_echo(&url(&server), &pki.client(None), "still here"),
         Ok("You said: still here".into())
     );
 }
@@ -298,21 +211,21 @@ fn plaintext_client_is_refused_and_server_keeps_serving() {
 #[test]
 fn mutual_tls_rejects_missing_and_foreign_client_certificates() {
     let pki = Pki::new("mtls");
-    let server = Server::start(&pki.server_args(true));
+    let server = start(&pki.server_args(true));
     assert!(server.log().contains("tls=mutual"), "{}", server.log());
 
-    let err = tls_echo(&server.url(), &pki.client(None), "anonymous").expect_err("no cert");
+    let err = tls_echo(&url(&server), &pki.client(None), "anonymous").expect_err("no cert");
     assert_eq!(err.code, lean_grpc::status::Code::Unavailable, "{err}");
-    let err = tls_echo(&server.url(), &pki.client(Some("rogue")), "rogue").expect_err("rogue");
+    let err = tls_echo(&url(&server), &pki.client(Some("rogue")), "rogue").expect_err("rogue");
     assert_eq!(err.code, lean_grpc::status::Code::Unavailable, "{err}");
     assert!(
-        server.wait_for_log("TLS handshake failed"),
+        server.wait_for_log("TLS handshake failed", TIMEOUT),
         "{}",
         server.log()
     );
 
     assert_eq!(
-        tls_echo(&server.url(), &pki.client(Some("client")), "trusted"),
+        tls_echo(&url(&server), &pki.client(Some("client")), "trusted"),
         Ok("You said: trusted".into())
     );
 }
@@ -320,38 +233,39 @@ fn mutual_tls_rejects_missing_and_foreign_client_certificates() {
 #[test]
 fn echo_client_binary_over_mutual_tls() {
     let pki = Pki::new("cli");
-    let server = Server::start(&pki.server_args(true));
-    let run = |extra: &[String]| {
-        Command::new(env!("CARGO_BIN_EXE_echo-client"))
-            .args(["--addr".to_string(), server.addr.to_string()])
-            .args(extra)
-            .args(["--timeout", "10s", "hello", "tls"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run echo-client")
+    let server = start(&pki.server_args(true));
+    let addr = server.addr().to_string();
+    let echo_client = |tls: &[&str]| {
+        let mut args = vec!["--addr", &addr, "--timeout", "10s"];
+        args.extend_from_slice(tls);
+        args.extend(["hello", "tls"]);
+        run(env!("CARGO_BIN_EXE_echo-client"), &args, &[], TIMEOUT)
     };
-    let ok = run(&[
-        "--ca".into(),
+    let (ca, cert, key) = (
         pki.path("ca.pem"),
-        "--cert".into(),
         pki.path("client.pem"),
-        "--key".into(),
         pki.path("client.key"),
-    ]);
-    assert!(ok.status.success(), "{ok:?}");
-    assert_eq!(String::from_utf8_lossy(&ok.stdout), "You said: hello tls\n");
+    );
 
-    let no_cert = run(&["--ca".into(), pki.path("ca.pem")]);
-    assert_eq!(no_cert.status.code(), Some(2), "{no_cert:?}");
-    let stderr = String::from_utf8_lossy(&no_cert.stderr);
-    assert!(stderr.starts_with("error: UNAVAILABLE"), "{stderr}");
+    let ok = echo_client(&["--ca", &ca, "--cert", &cert, "--key", &key]);
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert_eq!(ok.stdout, "You said: hello tls\n");
 
-    let missing = run(&["--ca".into(), pki.path("nope.pem")]);
-    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
-    let stderr = String::from_utf8_lossy(&missing.stderr);
+    let no_cert = echo_client(&["--ca", &ca]);
+    assert_eq!(no_cert.code, Some(2), "{}", no_cert.stderr);
     assert!(
-        stderr.contains("--ca ") && stderr.contains("nope.pem: cannot read"),
-        "{stderr}"
+        no_cert.stderr.starts_with("error: UNAVAILABLE"),
+        "{}",
+        no_cert.stderr
+    );
+
+    let nope = pki.path("nope.pem");
+    let missing = echo_client(&["--ca", &nope]);
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("--ca ") && missing.stderr.contains("nope.pem: cannot read"),
+        "{}",
+        missing.stderr
     );
 }
 
@@ -370,30 +284,19 @@ fn unusable_tls_files_stop_the_server_with_one_line() {
         ),
         (vec!["--tls-cert", &cert], "--tls-cert needs --tls-key"),
     ];
-    for (args, want) in cases {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (mut child, log, _lines) = spawn(&args);
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server kept running with {args:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
-        assert_eq!(status.code(), Some(1), "{args:?}");
-        // The stderr reader may still be catching up after the exit.
-        let until = Instant::now() + TIMEOUT;
-        while !log.lock().expect("log").contains(want) && Instant::now() < until {
-            thread::sleep(Duration::from_millis(20));
-        }
-        let text = log.lock().expect("log").clone();
-        assert!(text.contains(want), "{args:?}: {text}");
-        assert_eq!(text.lines().count(), 1, "one line: {text}");
+    for (tls, want) in cases {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend(tls);
+        let out = run(SERVER_BIN, &args, &[], TIMEOUT);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
     }
+}
+
+/// The last line of a client's stderr (grpcio logs its own lines before ours).
+fn last_line(text: &str) -> &str {
+    text.lines().last().unwrap_or_default()
 }
 
 /// Python grpcio over TLS and mutual TLS, when `tests/interop/setup.sh` has
@@ -406,51 +309,56 @@ fn grpcio_over_tls() {
     if !python.exists() || !gen.join("echo_pb2_grpc.py").exists() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "target/interop/venv is missing: run tests/interop/setup.sh first"
+            "target/interop/venv is missing: run tests/interop/setup.sh (scripts/test does)"
         );
-        eprintln!("skipping grpcio_over_tls: run tests/interop/setup.sh to enable it");
+        eprintln!("SKIPPED grpcio_over_tls: run tests/interop/setup.sh to enable it");
         return;
     }
     let pki = Pki::new("grpcio");
     let script = root.join("tests/interop/python/tls_client.py");
-    let run = |server: &Server, identity: Option<&str>| {
-        let mut cmd = Command::new(&python);
-        cmd.arg(&script)
-            .arg(format!("localhost:{}", server.addr.port()))
-            .arg(pki.path("ca.pem"));
-        if let Some(name) = identity {
-            cmd.arg(pki.path(&format!("{name}.pem")))
-                .arg(pki.path(&format!("{name}.key")));
+    let (python, script, gen) = (
+        python.display().to_string(),
+        script.display().to_string(),
+        gen.display().to_string(),
+    );
+    let call = |server: &Server, identity: Option<&str>| {
+        let target = format!("localhost:{}", server.addr().port());
+        let ca = pki.path("ca.pem");
+        let files =
+            identity.map(|n| (pki.path(&format!("{n}.pem")), pki.path(&format!("{n}.key"))));
+        let mut args = vec![script.as_str(), &target, &ca];
+        if let Some((cert, key)) = &files {
+            args.extend([cert.as_str(), key.as_str()]);
         }
-        cmd.env("PYTHONPATH", &gen)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run python")
+        run(
+            &python,
+            &args,
+            &[("PYTHONPATH", &gen), ("PYTHONDONTWRITEBYTECODE", "1")],
+            Duration::from_secs(60),
+        )
     };
 
-    let server = Server::start(&pki.server_args(false));
-    let out = run(&server, None);
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "You said: grpcio over TLS\n"
-    );
+    let server = start(&pki.server_args(false));
+    let out = call(&server, None);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "You said: grpcio over TLS\n");
 
-    let mutual = Server::start(&pki.server_args(true));
-    let out = run(&mutual, Some("client"));
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "You said: grpcio over TLS\n"
-    );
-    let out = run(&mutual, None);
+    let mutual = start(&pki.server_args(true));
+    let out = call(&mutual, Some("client"));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "You said: grpcio over TLS\n");
+    let out = call(&mutual, None);
+    assert_eq!(out.code, Some(1), "no client certificate: {}", out.stderr);
     assert!(
-        !out.status.success(),
-        "mTLS server answered a client without a certificate"
+        last_line(&out.stderr).starts_with("UNAVAILABLE"),
+        "{}",
+        out.stderr
     );
-    let out = run(&mutual, Some("rogue"));
+    let out = call(&mutual, Some("rogue"));
+    assert_eq!(out.code, Some(1), "foreign certificate: {}", out.stderr);
     assert!(
-        !out.status.success(),
-        "mTLS server answered a foreign certificate"
+        last_line(&out.stderr).starts_with("UNAVAILABLE"),
+        "{}",
+        out.stderr
     );
 }

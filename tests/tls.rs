@@ -209,6 +209,35 @@ fn plaintext_client_is_refused_and_server_keeps_serving() {
 }
 
 #[test]
+fn silent_client_is_closed_at_the_handshake_timeout() {
+    use std::io::Read;
+    let pki = Pki::new("silent");
+    let mut args = pki.server_args(false);
+    args.extend(["--handshake-timeout".into(), "300ms".into()]);
+    let server = start(&args);
+    let mut silent = std::net::TcpStream::connect(server.addr()).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed too late"
+    );
+    // The server still serves.
+    assert_eq!(
+        tls_echo(&url(&server), &pki.client(None), "after"),
+        Ok("You said: after".into())
+    );
+}
+
+#[test]
 fn mutual_tls_rejects_missing_and_foreign_client_certificates() {
     let pki = Pki::new("mtls");
     let server = start(&pki.server_args(true));

@@ -25,6 +25,13 @@
 //! `add` an `unsafe fn`, and this crate forbids unsafe code. Its tree is
 //! `libc`, `cfg-if` and `log`: no async runtime.
 //!
+//! TLS (feature `tls`): each socket is a [`transport::Transport`], either the
+//! plain socket or `tls::TlsStream` (rustls, itself sans-IO, over the same
+//! non-blocking socket). The loop is unchanged but for two things: a
+//! transport's own queued records (handshake, alerts) keep write interest,
+//! and `flush` sends them first. The TLS handshake and the HTTP/2 preface
+//! share the session's handshake timer.
+//!
 //! Signals: SIGINT/SIGTERM are turned into a byte on a socket pair by
 //! `signal-hook`'s self-pipe, and that socket is polled like the others.
 //! On the first signal: health turns NOT_SERVING, the listener is closed,

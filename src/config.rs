@@ -9,6 +9,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::log::Level;
@@ -44,9 +45,19 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Log level for stderr.
     pub log: Level,
+    /// PEM certificate chain to serve TLS with; `None` = plaintext h2c.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`; set exactly when `tls_cert` is.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to; `Some`
+    /// makes TLS mutual (clients without a valid certificate are rejected).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// What the command line asks for.
+// Made once at startup and moved straight into the server: boxing the
+// Config would buy nothing but an allocation and a harder API.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Run the server with this configuration.
@@ -177,6 +188,27 @@ pub const OPTIONS: &[Opt] = &[
         default: "info",
         help: "stderr log level: off, error, warn, info, debug",
     },
+    Opt {
+        flag: "tls-cert",
+        env: "ECHO_TLS_CERT",
+        value: "FILE",
+        default: "",
+        help: "PEM certificate chain: serve h2 over TLS (needs --tls-key; empty = plaintext)",
+    },
+    Opt {
+        flag: "tls-key",
+        env: "ECHO_TLS_KEY",
+        value: "FILE",
+        default: "",
+        help: "PEM private key for --tls-cert",
+    },
+    Opt {
+        flag: "client-ca",
+        env: "ECHO_CLIENT_CA",
+        value: "FILE",
+        default: "",
+        help: "PEM CA(s): require client certificates signed by them (mutual TLS)",
+    },
 ];
 
 impl Default for Config {
@@ -195,6 +227,9 @@ impl Default for Config {
             idle_timeout: None,
             drain_timeout: Duration::ZERO,
             log: Level::Info,
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
         };
         for opt in OPTIONS {
             // The defaults are constants tested by `defaults_parse`; a failure here is a bug.
@@ -249,7 +284,29 @@ impl Config {
                 other => return Err(ConfigError(other.unexpected().to_string())),
             }
         }
+        config.check_tls()?;
         Ok(Command::Run(config))
+    }
+
+    /// Checks that the TLS options form a usable whole, and that this build
+    /// can serve TLS at all.
+    fn check_tls(&self) -> Result<(), ConfigError> {
+        let any = self.tls_cert.is_some() || self.tls_key.is_some() || self.client_ca.is_some();
+        if any && !cfg!(feature = "tls") {
+            return Err(ConfigError(
+                "--tls-cert/--tls-key/--client-ca: this echo-server was built without TLS; \
+                 rebuild with --features tls"
+                    .into(),
+            ));
+        }
+        match (&self.tls_cert, &self.tls_key, &self.client_ca) {
+            (Some(_), None, _) => Err(ConfigError("--tls-cert needs --tls-key".into())),
+            (None, Some(_), _) => Err(ConfigError("--tls-key needs --tls-cert".into())),
+            (None, None, Some(_)) => Err(ConfigError(
+                "--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Parses the process's own arguments and environment.
@@ -284,6 +341,9 @@ impl Config {
             "idle-timeout" => self.idle_timeout = parse_optional_duration(v)?,
             "drain-timeout" => self.drain_timeout = parse_duration(v)?,
             "log" => self.log = v.parse()?,
+            "tls-cert" => self.tls_cert = parse_path(v),
+            "tls-key" => self.tls_key = parse_path(v),
+            "client-ca" => self.client_ca = parse_path(v),
             _ => return Err(format!("unknown option '{flag}'")),
         }
         Ok(())
@@ -294,7 +354,7 @@ impl Config {
         format!(
             "max-message-size={} max-concurrent-streams={} max-connections={} \
              max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
-             handshake-timeout={} idle-timeout={} drain-timeout={}",
+             handshake-timeout={} idle-timeout={} drain-timeout={} tls={}",
             self.max_message_size,
             self.max_concurrent_streams,
             self.max_connections,
@@ -306,6 +366,11 @@ impl Config {
             show_duration(self.handshake_timeout),
             show_optional(self.idle_timeout),
             show_duration(self.drain_timeout),
+            match (&self.tls_cert, &self.client_ca) {
+                (None, _) => "off",
+                (Some(_), None) => "on",
+                (Some(_), Some(_)) => "mutual",
+            },
         )
     }
 }
@@ -406,6 +471,11 @@ pub fn parse_optional_duration(v: &str) -> Result<Option<Duration>, String> {
         "off" | "none" | "never" => Ok(None),
         _ => parse_duration(v).map(|d| Some(d).filter(|d| !d.is_zero())),
     }
+}
+
+/// An empty value means "not set".
+fn parse_path(v: &str) -> Option<PathBuf> {
+    (!v.is_empty()).then(|| PathBuf::from(v))
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -543,6 +613,50 @@ mod tests {
         assert_eq!(parse_optional_duration("0"), Ok(None));
         assert_eq!(show_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(show_duration(Duration::from_secs(120)), "2m");
+    }
+
+    #[test]
+    fn tls_options_come_in_pairs() {
+        let tls_errors = [
+            (vec!["--tls-cert", "c.pem"], "--tls-cert needs --tls-key"),
+            (vec!["--tls-key", "k.pem"], "--tls-key needs --tls-cert"),
+            (
+                vec!["--client-ca", "ca.pem"],
+                "--client-ca needs --tls-cert",
+            ),
+        ];
+        for (args, want) in tls_errors {
+            let e = parse(&args, &[]).unwrap_err();
+            if cfg!(feature = "tls") {
+                assert!(e.0.starts_with(want), "{args:?}: {e}");
+            } else {
+                assert!(e.0.contains("built without TLS"), "{args:?}: {e}");
+            }
+        }
+        // Empty means off, from flags and from the environment.
+        let c = run(&["--tls-cert", ""], &[("ECHO_TLS_KEY", "")]);
+        assert_eq!((c.tls_cert, c.tls_key, c.client_ca), (None, None, None));
+        assert!(Config::default().summary().ends_with("tls=off"));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_options_from_env_and_flags() {
+        let c = run(
+            &["--client-ca", "/ca.pem"],
+            &[("ECHO_TLS_CERT", "/c.pem"), ("ECHO_TLS_KEY", "/k.pem")],
+        );
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/k.pem")));
+        assert_eq!(c.client_ca, Some(PathBuf::from("/ca.pem")));
+        assert!(c.summary().ends_with("tls=mutual"));
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_options_need_the_tls_build() {
+        let e = parse(&["--tls-cert", "c", "--tls-key", "k"], &[]).unwrap_err();
+        assert!(e.0.ends_with("rebuild with --features tls"), "{e}");
     }
 
     #[test]

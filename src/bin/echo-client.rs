@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         Command::Help | Command::Version => {}
         Command::Echo { target, message } => {
             let reply = runtime.block_on(async {
-                let channel = client::connect(&target.addr, target.timeout).await?;
+                let channel = connect(&target).await?;
                 client::echo(channel, &message, target.timeout).await
             });
             match reply {
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         }
         Command::Health { target, service } => {
             let status = runtime.block_on(async {
-                let channel = client::connect(&target.addr, target.timeout).await?;
+                let channel = connect(&target).await?;
                 client::health(channel, &service, target.timeout).await
             });
             match status {
@@ -70,6 +70,20 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Connects to the target, over TLS when it names TLS files.
+async fn connect(target: &cli::Target) -> Result<tonic::transport::Channel, ClientError> {
+    #[cfg(feature = "tls")]
+    if target.tls.is_set() {
+        let tls = target.tls.load().map_err(|e| ClientError {
+            code: lean_grpc::status::Code::InvalidArgument,
+            message: e,
+            addr: None,
+        })?;
+        return client::connect_tls(&target.addr, target.timeout, tls).await;
+    }
+    client::connect(&target.addr, target.timeout).await
 }
 
 fn failed(e: &ClientError) -> ExitCode {

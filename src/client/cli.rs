@@ -3,6 +3,7 @@
 //! without a server.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::parse_duration;
@@ -14,6 +15,8 @@ pub struct Target {
     pub addr: String,
     /// Bound on connecting, and separately on the call (sent as `grpc-timeout`).
     pub timeout: Duration,
+    /// TLS files; all `None` for a plaintext (`http://`) server.
+    pub tls: super::TlsFiles,
 }
 
 /// What the command line asks for.
@@ -82,7 +85,8 @@ where
 {
     use lexopt::Arg::{Long, Short, Value};
 
-    let mut addr = DEFAULT_ADDR.to_owned();
+    let mut addr = None;
+    let mut tls = super::TlsFiles::default();
     let mut timeout = DEFAULT_TIMEOUT;
     let mut service = None;
     let mut subcommand = None;
@@ -93,7 +97,10 @@ where
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            Long("addr") => addr = super::normalize_addr(&value(&mut parser, "--addr")?),
+            Long("addr") => addr = Some(value(&mut parser, "--addr")?),
+            Long("ca") => tls.ca = Some(PathBuf::from(value(&mut parser, "--ca")?)),
+            Long("cert") => tls.cert = Some(PathBuf::from(value(&mut parser, "--cert")?)),
+            Long("key") => tls.key = Some(PathBuf::from(value(&mut parser, "--key")?)),
             Long("timeout") => {
                 let v = value(&mut parser, "--timeout")?;
                 timeout = parse_duration(v.trim()).map_err(|e| format!("--timeout: {e}"))?;
@@ -115,9 +122,16 @@ where
         }
     }
 
+    let addr = match addr {
+        None if tls.is_set() => DEFAULT_ADDR.replacen("http://", "https://", 1),
+        None => DEFAULT_ADDR.to_owned(),
+        Some(a) if tls.is_set() && !a.contains("://") => format!("https://{a}"),
+        Some(a) => super::normalize_addr(&a),
+    };
     tonic::transport::Endpoint::from_shared(addr.clone())
         .map_err(|_| format!("--addr: '{addr}' is not a valid address"))?;
-    let target = Target { addr, timeout };
+    check_tls(&addr, &tls)?;
+    let target = Target { addr, timeout, tls };
     if subcommand.as_deref() == Some("health") {
         if !words.is_empty() {
             return Err(format!(
@@ -141,6 +155,27 @@ where
     Ok(Command::Echo { target, message })
 }
 
+/// The TLS options must fit the address and each other, and need a TLS build.
+fn check_tls(addr: &str, tls: &super::TlsFiles) -> Result<(), String> {
+    let https = addr.starts_with("https://");
+    if (tls.is_set() || https) && !cfg!(feature = "tls") {
+        return Err("this echo-client was built without TLS; rebuild with --features tls".into());
+    }
+    if tls.is_set() && !https {
+        return Err(format!(
+            "--ca/--cert/--key need an https:// address, not '{addr}'"
+        ));
+    }
+    if https && tls.ca.is_none() {
+        return Err("https:// needs --ca FILE (echo-client has no built-in root store)".into());
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => Err("--cert needs --key".into()),
+        (None, Some(_)) => Err("--key needs --cert".into()),
+        _ => Ok(()),
+    }
+}
+
 fn value(parser: &mut lexopt::Parser, what: &str) -> Result<String, String> {
     let v = parser.value().map_err(|e| e.to_string())?;
     string(v, what)
@@ -159,6 +194,7 @@ mod tests {
         Target {
             addr: addr.into(),
             timeout: Duration::from_secs(secs),
+            tls: Default::default(),
         }
     }
 
@@ -202,6 +238,7 @@ mod tests {
                 target: Target {
                     addr: "http://10.0.0.7:50051".into(),
                     timeout: Duration::from_millis(250),
+                    tls: Default::default(),
                 },
                 message: "x".into()
             })
@@ -239,6 +276,34 @@ mod tests {
         assert!(parse(["--addr", "http://bad host:1"]).is_err());
         assert!(parse(["health", "extra"]).is_err());
         assert!(parse(["--service", "x", "hello"]).is_err());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_files_make_https() {
+        let Ok(Command::Echo { target, .. }) = parse([
+            "--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem", "--addr", "pi:1",
+        ]) else {
+            panic!("not an echo command");
+        };
+        assert_eq!(target.addr, "https://pi:1");
+        assert_eq!(target.tls.ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(target.tls.key, Some(PathBuf::from("k.pem")));
+        let Ok(Command::Health { target, .. }) = parse(["health", "--ca", "ca.pem"]) else {
+            panic!("not a health command");
+        };
+        assert_eq!(target.addr, "https://127.0.0.1:50051");
+        assert!(parse(["--ca", "ca.pem", "--addr", "http://pi:1"]).is_err());
+        assert!(parse(["--addr", "https://pi:1"]).is_err());
+        assert!(parse(["--ca", "ca.pem", "--cert", "c.pem"]).is_err());
+        assert!(parse(["--ca", "ca.pem", "--key", "k.pem"]).is_err());
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_needs_the_tls_build() {
+        let e = parse(["--ca", "ca.pem"]).unwrap_err();
+        assert!(e.contains("built without TLS"), "{e}");
     }
 
     #[test]

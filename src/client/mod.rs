@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
@@ -88,6 +89,46 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// PEM files for a TLS connection, as named on the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate(s) the server's certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain, for servers that require mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// Private key of `cert`.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Whether any TLS file is named.
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    /// Reads the files into tonic's TLS settings (ring provider, ALPN h2).
+    /// Errors name the option and file: `--ca ca.pem: cannot read: ...`.
+    #[cfg(feature = "tls")]
+    pub fn load(&self) -> Result<tonic::transport::ClientTlsConfig, String> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        fn read(option: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+            std::fs::read(path)
+                .map_err(|e| format!("{option} {}: cannot read: {e}", path.display()))
+        }
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = &self.ca {
+            config = config.ca_certificate(Certificate::from_pem(read("--ca", ca)?));
+        }
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            config = config.identity(Identity::from_pem(
+                read("--cert", cert)?,
+                read("--key", key)?,
+            ));
+        }
+        Ok(config)
+    }
+}
+
 /// Turns `host:port` into `http://host:port`; a URI with a scheme is kept.
 pub fn normalize_addr(addr: &str) -> String {
     if addr.contains("://") {
@@ -103,16 +144,41 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientErr
     let uri = normalize_addr(addr);
     let endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|_| ClientError::connection(Code::InvalidArgument, "not a valid address", &uri))?;
+    connect_endpoint(endpoint, &uri, timeout).await
+}
+
+/// Like [`connect`], over TLS (`https://host:port`) with `tls`' trust
+/// anchors and, for mutual TLS, client identity.
+#[cfg(feature = "tls")]
+pub async fn connect_tls(
+    addr: &str,
+    timeout: Duration,
+    tls: tonic::transport::ClientTlsConfig,
+) -> Result<Channel, ClientError> {
+    let uri = normalize_addr(addr);
+    let endpoint = Endpoint::from_shared(uri.clone())
+        .map_err(|_| ClientError::connection(Code::InvalidArgument, "not a valid address", &uri))?
+        .tls_config(tls)
+        .map_err(|e| ClientError::connection(Code::InvalidArgument, reason(&e), &uri))?;
+    connect_endpoint(endpoint, &uri, timeout).await
+}
+
+/// Connects `endpoint` (whose URI is `uri`), giving up after `timeout`.
+async fn connect_endpoint(
+    endpoint: Endpoint,
+    uri: &str,
+    timeout: Duration,
+) -> Result<Channel, ClientError> {
     match tokio::time::timeout(timeout, endpoint.connect()).await {
         Ok(Ok(channel)) => Ok(channel),
-        Ok(Err(e)) => Err(ClientError::connection(Code::Unavailable, reason(&e), &uri)),
+        Ok(Err(e)) => Err(ClientError::connection(Code::Unavailable, reason(&e), uri)),
         Err(_) => Err(ClientError::connection(
             Code::DeadlineExceeded,
             format!(
                 "not connected within {}",
                 crate::config::show_duration(timeout)
             ),
-            &uri,
+            uri,
         )),
     }
 }

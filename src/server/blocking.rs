@@ -29,6 +29,13 @@
 //! GOAWAY(REFUSED_STREAM), the same bytes as the tokio flavour) and a FIN,
 //! and are closed once the client closes or after [`REFUSE_LINGER`].
 //!
+//! TLS (feature `tls`): each socket is a [`transport::Transport`], either the
+//! plain socket or `tls::TlsStream` (rustls, itself sans-IO, over the same
+//! non-blocking socket). The loop is unchanged but for two things: a
+//! transport's own queued records (handshake, alerts) keep write interest,
+//! and `flush` sends them first. The TLS handshake and the HTTP/2 preface
+//! share the session's handshake timer.
+//!
 //! Signals: SIGINT/SIGTERM are turned into a byte on a socket pair by
 //! `signal-hook`'s self-pipe, and that socket is polled like the others.
 //! On the first signal: health turns NOT_SERVING, the listener is closed,
@@ -43,6 +50,12 @@ use std::time::{Duration, Instant};
 use polling::{Event, Poller};
 
 use super::refuse::REFUSAL;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod transport;
+
+use self::transport::Transport;
+
 use super::ServeError;
 use crate::config::Config;
 use crate::grpc::session::Session;
@@ -55,6 +68,9 @@ const SIGNAL: usize = 1;
 const FIRST_CONN: usize = 2;
 /// One read buffer shared by every connection.
 const READ_BUF: usize = 32 * 1024;
+// A TLS read must be able to take everything rustls decrypts at once.
+#[cfg(feature = "tls")]
+const _: () = assert!(READ_BUF >= tls::MIN_READ_BUF);
 /// Reads per connection per wakeup, so one busy client cannot starve the rest.
 const READS_PER_WAKEUP: usize = 4;
 /// After an accept error other than "no more pending" (typically EMFILE:
@@ -82,8 +98,8 @@ struct Interest {
 
 /// One accepted connection.
 struct Conn {
-    /// The non-blocking socket.
-    stream: TcpStream,
+    /// The non-blocking socket, plain or TLS.
+    stream: Transport,
     /// gRPC + HTTP/2 state.
     session: Session,
     /// Output taken from the session but not yet written; empty (and freed
@@ -125,6 +141,9 @@ struct Server {
     refused: Vec<(TcpStream, Instant)>,
     /// The shared read buffer.
     buf: Box<[u8]>,
+    /// Set when serving TLS: every accepted socket starts a handshake.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Runs the runtime-free server until SIGINT/SIGTERM and a drain.
@@ -145,6 +164,8 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(), ServeError> {
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     signals.set_nonblocking(true).map_err(ServeError::Io)?;
+    #[cfg(feature = "tls")]
+    let tls = super::tls::server_config(&config).map_err(ServeError::Tls)?;
     let poller = Poller::new().map_err(ServeError::Io)?;
     poller
         .add(&listener, Event::readable(LISTENER))
@@ -165,6 +186,8 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         accept_paused_until: None,
         refused: Vec::new(),
         buf: vec![0; READ_BUF].into_boxed_slice(),
+        #[cfg(feature = "tls")]
+        tls,
     };
     server.serve()
 }
@@ -283,6 +306,16 @@ impl Server {
     fn add_conn(&mut self, stream: TcpStream, now: Instant) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(self.config.tcp_nodelay)?;
+        #[cfg(feature = "tls")]
+        let stream = match &self.tls {
+            Some(config) => {
+                let config = std::sync::Arc::clone(config);
+                Transport::Tls(Box::new(tls::TlsStream::new(stream, config)?))
+            }
+            None => Transport::Plain(stream),
+        };
+        #[cfg(not(feature = "tls"))]
+        let stream = Transport::Plain(stream);
         let slot = match self.conns.iter().position(Option::is_none) {
             Some(slot) => slot,
             None => {
@@ -380,7 +413,7 @@ impl Server {
             let flushed = conn.written >= conn.out.len();
             let want = Interest {
                 read: !conn.read_closed && conn.session.wants_input(),
-                write: !flushed,
+                write: !flushed || conn.stream.wants_write(),
             };
             let done = conn.failed || (conn.session.is_closed() && flushed);
             if !done && conn.armed != Some(want) {
@@ -413,6 +446,16 @@ impl Server {
 /// Writes as much pending output as the socket takes, pulling more from the
 /// session whenever the buffer empties.
 fn flush(conn: &mut Conn) {
+    // Bytes the transport queued itself (TLS records) go first.
+    match conn.stream.flush() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+        Err(e) => {
+            crate::debug!("write error: {e}");
+            conn.failed = true;
+            return;
+        }
+    }
     loop {
         if conn.written >= conn.out.len() {
             conn.out.clear();

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use crate::config::Config;
 
 pub mod refuse;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "tokio-server")]
 pub mod tokio;
 
@@ -32,6 +34,9 @@ pub enum ServeError {
     Bind(SocketAddr, std::io::Error),
     /// Any other I/O failure of the server itself (not of one connection).
     Io(std::io::Error),
+    /// The TLS files could not be loaded (missing, unreadable, invalid).
+    #[cfg(feature = "tls")]
+    Tls(tls::TlsError),
 }
 
 impl fmt::Display for ServeError {
@@ -39,6 +44,8 @@ impl fmt::Display for ServeError {
         match self {
             ServeError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServeError::Io(e) => write!(f, "server I/O error: {e}"),
+            #[cfg(feature = "tls")]
+            ServeError::Tls(e) => write!(f, "cannot set up TLS: {e}"),
         }
     }
 }

@@ -88,6 +88,10 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let bound = listener.local_addr().map_err(ServeError::Io)?;
+    #[cfg(feature = "tls")]
+    let tls = super::tls::server_config(&config)
+        .map_err(ServeError::Tls)?
+        .map(tokio_rustls::TlsAcceptor::from);
 
     let (health, routes) = routes(&config).await?;
     let shared = Arc::new(Shared {
@@ -97,6 +101,8 @@ async fn serve(
         open: Arc::new(AtomicUsize::new(0)),
         lingering: Arc::new(AtomicUsize::new(0)),
         config,
+        #[cfg(feature = "tls")]
+        tls,
     });
     super::log_startup(bound, &shared.config);
 
@@ -158,6 +164,9 @@ struct Shared {
     lingering: Arc<AtomicUsize>,
     /// The configuration the server runs with.
     config: Config,
+    /// Set when serving TLS: wraps every accepted socket.
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// hyper's HTTP/2 server settings with every relevant [`Config`] knob set

@@ -26,15 +26,46 @@ const HANDSHAKE_BYTES: u64 = 24 + 9;
 /// A timer that is never meant to fire (about a year).
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Serves one HTTP/2 connection until it closes, the handshake or idle timer
-/// fires, or shutdown asks it to finish its open streams.
+/// Serves one accepted connection: the TLS handshake first when TLS is
+/// configured (within the handshake timeout; a failure is one warn line),
+/// then HTTP/2 until the connection closes.
 pub(super) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     slot: Slot,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    // One budget for the TLS handshake and the HTTP/2 preface together.
+    let deadline = Instant::now() + shared.config.handshake_timeout;
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => return serve_http2(tls, peer, slot, shared, stop, deadline).await,
+            Ok(Err(e)) => crate::warn!("{peer}: TLS handshake failed: {e}"),
+            Err(_) => crate::warn!(
+                "{peer}: no TLS handshake within {}, closing",
+                crate::config::show_duration(shared.config.handshake_timeout)
+            ),
+        }
+        return;
+    }
+    serve_http2(stream, peer, slot, shared, stop, deadline).await
+}
+
+/// Serves HTTP/2 on `stream` (plain TCP or TLS) until it closes, the
+/// handshake (`deadline`) or idle timer fires, or shutdown asks it to finish
+/// its open streams.
+async fn serve_http2<S>(
+    stream: S,
+    peer: SocketAddr,
+    slot: Slot,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    deadline: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let state = Arc::new(ConnState::new());
     let io = TokioIo::new(CountingIo {
         stream,
@@ -49,7 +80,7 @@ pub(super) async fn serve_connection(
     tokio::pin!(conn);
 
     let config = &shared.config;
-    let handshake = tokio::time::sleep(config.handshake_timeout);
+    let handshake = tokio::time::sleep_until(deadline);
     tokio::pin!(handshake);
     let mut awaiting_handshake = true;
     // With idle-timeout off this timer is never polled.
@@ -167,15 +198,16 @@ impl ConnState {
     }
 }
 
-/// The socket as hyper sees it: counts handshake bytes and holds the
-/// connection's [`Slot`], so the cap is released when hyper drops the socket.
-struct CountingIo {
-    stream: TcpStream,
+/// The socket (plain or TLS) as hyper sees it: counts handshake bytes and
+/// holds the connection's [`Slot`], so the cap is released when hyper drops
+/// the socket.
+struct CountingIo<S> {
+    stream: S,
     state: Arc<ConnState>,
     _slot: Slot,
 }
 
-impl AsyncRead for CountingIo {
+impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -194,7 +226,7 @@ impl AsyncRead for CountingIo {
     }
 }
 
-impl AsyncWrite for CountingIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

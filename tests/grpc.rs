@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::grpc::{self, LateStream, ReflectionRequest, ReflectionResponse};
+use common::grpc::{self, LateStream};
 use common::Server;
 use lean_grpc::proto::health::health_check_response::ServingStatus;
 use lean_grpc::proto::health::health_client::HealthClient;
@@ -180,8 +180,14 @@ async fn health_watch_first_message_is_serving() {
     assert_eq!(first.status, ServingStatus::Serving as i32);
 }
 
+/// Server reflection is always on in the tokio flavour and a cargo feature
+/// (`reflection`, ~26 KB) in the runtime-free one, whose default build stays
+/// within its size budget without it; `scripts/test` runs this file with the
+/// feature too.
+#[cfg(any(feature = "tokio-server", feature = "reflection"))]
 #[tokio::test]
 async fn reflection_lists_echo_service() {
+    use common::grpc::{ReflectionRequest, ReflectionResponse};
     let server = Server::start(&[]);
     let channel = grpc::channel(&server.url()).await;
     let request = ReflectionRequest {

@@ -17,6 +17,7 @@ hpack from the interop venv).
 """
 
 import json
+import math
 import os
 import random
 import re
@@ -392,23 +393,27 @@ def abuse_worker(addr, status_path, end, seed):
     slow = Counter()
 
     def slowloris():
-        """Keeps 16 connections that trickle the preface, one byte every 2 s."""
-        pool = []  # [socket, bytes sent]
+        """Keeps up to 16 connections that trickle the preface, one byte per
+        socket every 2 s. At most one new socket per 0.25 s, so their
+        handshake timeouts are spread out rather than all at once."""
+        pool = []  # [socket, bytes sent, last send time]
         while time.time() < end:
-            while len(pool) < 16:
+            if len(pool) < 16:
                 try:
-                    pool.append([connect(addr), 0])
+                    pool.append([connect(addr), 0, 0.0])
                     with lock:
                         slow["opened"] += 1
                 except OSError:
                     with lock:
                         slow["connect-failed"] += 1
-                    break
+            now = time.time()
             for entry in list(pool):
-                s, sent = entry
+                s, sent, at = entry
+                if now - at < 2.0:
+                    continue
                 try:
                     s.sendall(PREFACE[sent % len(PREFACE):][:1])
-                    entry[1] = sent + 1
+                    entry[1], entry[2] = sent + 1, now
                     s.settimeout(0.001)
                     if s.recv(4096) == b"":
                         raise ConnectionResetError
@@ -419,8 +424,8 @@ def abuse_worker(addr, status_path, end, seed):
                         slow["closed-by-server"] += 1
                     pool.remove(entry)
                     s.close()
-            time.sleep(2.0)
-        for s, _ in pool:
+            time.sleep(0.25)
+        for s, _, _ in pool:
             s.close()
 
     t = threading.Thread(target=slowloris, daemon=True)
@@ -471,7 +476,7 @@ def proc_sample(pid):
 
 
 def start_server(flavour, binary, outdir):
-    log = open(os.path.join(outdir, f"server-{flavour}.log"), "w+")
+    log = open(os.path.join(outdir, ".work", f"server-{flavour}.log"), "w+")
     p = subprocess.Popen([binary] + SERVER_ARGS, stdout=log, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 15
     addr = None
@@ -777,21 +782,21 @@ def write_svg(path, samples, names, minutes):
     W, PH, L, R, T, GAP = 820, 230, 70, 20, 40, 60
     H = T + 2 * PH + GAP + 50
     ts = [s["t"] for s in samples] or [0, 1]
-    tmin, tmax = min(ts), max(max(ts), tmin + 1)
+    tmin = min(ts)
+    tmax = max(max(ts), tmin + 1)
     el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
           f'font-family="sans-serif" font-size="12">',
           f'<rect width="{W}" height="{H}" fill="white"/>',
           f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="15">lean-grpc soak: '
           f'{minutes:g} min load + abuse (shaded: quiet before/after)</text>']
 
-    def nice(hi):
-        if hi <= 0:
-            return 1
-        mag = 10 ** len(str(int(hi))) / 10
+    def nice(raw):
+        """The smallest 1/2/2.5/5 x 10^k step >= raw."""
+        exp = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
         for m in (1, 2, 2.5, 5, 10):
-            if hi <= m * mag * 5:
-                return m * mag
-        return mag * 10
+            if m * exp >= raw:
+                return m * exp
+        return 10 * exp
 
     def x_of(t):
         return L + (t - tmin) / (tmax - tmin) * (W - L - R)

@@ -497,8 +497,9 @@ def start_server(flavour, binary, outdir):
         for line in p.stderr:
             log.write(line)
             log.flush()
-    threading.Thread(target=pump, daemon=True).start()
-    return p, addr
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return p, addr, t
 
 
 def h2load_cmd(addr, secs, body_path):
@@ -550,8 +551,8 @@ def driver(argv):
     flav = {}
     for spec in a.servers:
         name, _, binary = spec.partition("=")
-        p, addr = start_server(name, binary, out)
-        flav[name] = {"proc": p, "addr": addr, "binary": binary, "exit": None}
+        p, addr, pump = start_server(name, binary, out)
+        flav[name] = {"proc": p, "addr": addr, "binary": binary, "exit": None, "pump": pump}
         print(f"soak: {name} server pid {p.pid} on {addr}", flush=True)
 
     samples = []  # dicts: t, phase, flavour, metrics..., counters
@@ -652,6 +653,7 @@ def driver(argv):
                 p.wait()
                 f["exit_note"] = "did not exit 20 s after SIGTERM, killed"
             f["exit_after_term"] = p.returncode
+        f["pump"].join(timeout=5)  # the last log lines (shutdown complete) too
 
     write_results(out, a.minutes, started_at, flav, samples, work)
     crashed = [n for n, f in flav.items() if f["exit"] is not None]

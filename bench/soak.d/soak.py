@@ -475,8 +475,8 @@ def proc_sample(pid):
     return out
 
 
-def start_server(flavour, binary, outdir):
-    log = open(os.path.join(outdir, ".work", f"server-{flavour}.log"), "w+")
+def start_server(flavour, binary, work):
+    log = open(os.path.join(work, f"server-{flavour}.log"), "w+")
     p = subprocess.Popen([binary] + SERVER_ARGS, stdout=log, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 15
     addr = None
@@ -535,11 +535,12 @@ def driver(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--work", help="scratch dir: worker status, server logs (default OUT/.work)")
     ap.add_argument("servers", nargs="+", help="FLAVOUR=BINARY")
     a = ap.parse_args(argv)
     out = a.out
     os.makedirs(out, exist_ok=True)
-    work = os.path.join(out, ".work")
+    work = a.work or os.path.join(out, ".work")
     os.makedirs(work, exist_ok=True)
     load_s = a.minutes * 60.0
     started_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -551,7 +552,7 @@ def driver(argv):
     flav = {}
     for spec in a.servers:
         name, _, binary = spec.partition("=")
-        p, addr, pump = start_server(name, binary, out)
+        p, addr, pump = start_server(name, binary, work)
         flav[name] = {"proc": p, "addr": addr, "binary": binary, "exit": None, "pump": pump}
         print(f"soak: {name} server pid {p.pid} on {addr}", flush=True)
 

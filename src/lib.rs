@@ -23,7 +23,7 @@
 //! | `server` | the two drivers: `server::tokio` and `server::blocking` |
 //! | `server::tls` | PEM files → rustls `ServerConfig` for TLS/mTLS, both drivers (feature `tls`) |
 //! | `h2` | the sans-IO HTTP/2 core (runtime-free build) |
-//! | `grpc` | gRPC over the sans-IO core (runtime-free build) |
+//! | `grpc` | gRPC over the sans-IO core (runtime-free build); `grpc::timeout` is shared |
 //! | `client` | the workstation client behind `echo-client` (feature `client`) |
 
 #![forbid(unsafe_code)]
@@ -44,7 +44,6 @@ compile_error!(
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;
-#[cfg(feature = "runtime-free")]
 pub mod grpc;
 #[cfg(feature = "runtime-free")]
 pub mod h2;

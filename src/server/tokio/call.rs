@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use http_body::Frame;
 use hyper::body::Incoming;
@@ -150,7 +149,7 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
         let deadline = request
             .headers()
             .get("grpc-timeout")
-            .and_then(|v| parse_grpc_timeout(v.as_bytes()))
+            .and_then(|v| crate::grpc::timeout::parse(v.as_bytes()).ok())
             .and_then(|timeout| Instant::now().checked_add(timeout));
         let limit = self.shared.config.max_message_size;
         let call = self
@@ -195,27 +194,6 @@ fn unsupported_media_type() -> Response<Body> {
 
 fn deadline_exceeded() -> Response<Body> {
     tonic::Status::deadline_exceeded("deadline exceeded").into_http()
-}
-
-/// Parses a `grpc-timeout` value: 1 to 8 ASCII digits and a unit (`H`, `M`,
-/// `S`, `m`, `u`, `n`). Malformed values are ignored, as tonic does.
-fn parse_grpc_timeout(value: &[u8]) -> Option<Duration> {
-    let (&unit, digits) = value.split_last()?;
-    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n = digits
-        .iter()
-        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    Some(match unit {
-        b'H' => Duration::from_secs(n * 3600),
-        b'M' => Duration::from_secs(n * 60),
-        b'S' => Duration::from_secs(n),
-        b'm' => Duration::from_millis(n),
-        b'u' => Duration::from_micros(n),
-        b'n' => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 /// Counts a call in flight, globally (drain report) and on its connection
@@ -308,43 +286,6 @@ impl http_body::Body for CallBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeout_units() {
-        assert_eq!(parse_grpc_timeout(b"1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout(b"2M"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_grpc_timeout(b"3S"), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_grpc_timeout(b"250m"),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(parse_grpc_timeout(b"7u"), Some(Duration::from_micros(7)));
-        assert_eq!(parse_grpc_timeout(b"1n"), Some(Duration::from_nanos(1)));
-        assert_eq!(
-            parse_grpc_timeout(b"99999999H"),
-            Some(Duration::from_secs(99_999_999 * 3600))
-        );
-    }
-
-    #[test]
-    fn malformed_grpc_timeouts_are_ignored() {
-        for bad in [
-            &b""[..],
-            b"S",
-            b"123456789S",
-            b"10x",
-            b"-1S",
-            b"1.5S",
-            b" 1S",
-        ] {
-            assert_eq!(
-                parse_grpc_timeout(bad),
-                None,
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
 
     #[test]
     fn content_types() {

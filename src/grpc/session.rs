@@ -164,6 +164,12 @@ impl Session {
         self.conn.is_closed()
     }
 
+    /// Why the connection was closed, if for an error (see
+    /// [`Connection::close_error`](crate::h2::Connection::close_error)).
+    pub fn close_error(&self) -> Option<(crate::h2::ErrorCode, &'static str)> {
+        self.conn.close_error()
+    }
+
     /// Calls not yet answered (counted as abandoned if shutdown cuts them off).
     pub fn open_calls(&self) -> usize {
         self.calls.len()

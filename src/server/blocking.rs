@@ -43,7 +43,7 @@
 //! closed or `drain_timeout` has passed. A second signal ends the drain at once.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ struct Conn {
     armed: Option<Interest>,
     /// A socket error ended the connection.
     failed: bool,
+    /// The client's address, for the one log line a connection error gets.
+    peer: SocketAddr,
 }
 
 /// The listening server: poller, listener, connections, shutdown state.
@@ -272,7 +274,7 @@ impl Server {
                 crate::warn!("refused connection from {peer}: max-connections reached");
                 continue;
             }
-            if let Err(e) = self.add_conn(stream, now) {
+            if let Err(e) = self.add_conn(stream, peer, now) {
                 crate::warn!("cannot set up connection from {peer}: {e}");
             } else {
                 crate::debug!("connection from {peer}");
@@ -303,7 +305,7 @@ impl Server {
     }
 
     /// Registers a new connection in a free slot.
-    fn add_conn(&mut self, stream: TcpStream, now: Instant) -> io::Result<()> {
+    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(self.config.tcp_nodelay)?;
         #[cfg(feature = "tls")]
@@ -336,6 +338,7 @@ impl Server {
                 write: false,
             }),
             failed: false,
+            peer,
         };
         if let Some(entry) = self.conns.get_mut(slot) {
             *entry = Some(conn);
@@ -430,6 +433,10 @@ impl Server {
                 }
             }
             if done || conn.failed {
+                // One line per connection error, as the tokio flavour logs it.
+                if let Some((code, reason)) = conn.session.close_error() {
+                    crate::warn!("{}: connection error: {reason} ({code})", conn.peer);
+                }
                 let _ = self.poller.delete(&conn.stream);
                 *entry = None;
                 self.live -= 1;

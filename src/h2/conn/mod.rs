@@ -206,6 +206,9 @@ pub struct Connection {
     settings_acked: bool,
     /// We sent GOAWAY: refuse new streams.
     goaway_sent: bool,
+    /// Why the connection was closed for an error (the driver logs it once,
+    /// with the peer's address); `None` for normal closes.
+    close_error: Option<(ErrorCode, &'static str)>,
     /// Close once no stream is left (after shutdown, peer GOAWAY or EOF).
     close_when_idle: bool,
     /// The peer closed its write side.
@@ -282,6 +285,7 @@ impl Connection {
             peer_reset_window: now,
             settings_acked: false,
             goaway_sent: false,
+            close_error: None,
             close_when_idle: false,
             read_closed: false,
             handshake_deadline: now.checked_add(limits.handshake_timeout),
@@ -360,6 +364,10 @@ impl Connection {
                         self.close_with(ErrorCode::SettingsTimeout, "handshake timeout");
                     } else {
                         // Not (yet) an HTTP/2 peer: just close.
+                        self.close_error = Some((
+                            ErrorCode::SettingsTimeout,
+                            "no HTTP/2 preface within the handshake timeout",
+                        ));
                         self.close_silently();
                     }
                 }
@@ -477,6 +485,13 @@ impl Connection {
         self.streams.get(id).map_or(0, |s| s.queued)
     }
 
+    /// The error code and reason this connection was closed for, if it was
+    /// closed for an error (a protocol violation, a flood, a handshake
+    /// timeout); `None` while open and after a normal close.
+    pub fn close_error(&self) -> Option<(ErrorCode, &'static str)> {
+        self.close_error
+    }
+
     /// Streams open or half-closed (what MAX_CONCURRENT_STREAMS counts).
     pub fn open_streams(&self) -> usize {
         self.streams.len()
@@ -487,7 +502,9 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        crate::debug!("h2: closing connection: {code}: {reason}");
+        if code != ErrorCode::NoError {
+            self.close_error = Some((code, reason));
+        }
         GoAway::encode(
             self.last_processed_id,
             code,

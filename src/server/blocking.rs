@@ -588,18 +588,20 @@ mod tests {
         }
     }
 
+    /// The request headers of one Echo call.
+    const ECHO_FIELDS: [(&str, &str); 5] = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/echo.Echo/Reply"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+    ];
+
     fn echo_request(s: &mut TcpStream, id: u32, text: &str) {
-        let fields = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/echo.Echo/Reply"),
-            (":authority", "localhost"),
-            ("content-type", "application/grpc"),
-        ];
         let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
             message: text.into(),
         });
-        let mut out = frame(HEADERS, END_HEADERS, id, &block(&fields));
+        let mut out = frame(HEADERS, END_HEADERS, id, &block(&ECHO_FIELDS));
         out.extend(frame(DATA, END_STREAM, id, &body));
         s.write_all(&out).unwrap();
     }
@@ -654,14 +656,7 @@ mod tests {
         let mut hello = PREFACE.to_vec();
         hello.extend(frame(SETTINGS, 0, 0, &[]));
         // A call whose request never ends.
-        let fields = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/echo.Echo/Reply"),
-            (":authority", "localhost"),
-            ("content-type", "application/grpc"),
-        ];
-        hello.extend(frame(HEADERS, END_HEADERS, 1, &block(&fields)));
+        hello.extend(frame(HEADERS, END_HEADERS, 1, &block(&ECHO_FIELDS)));
         s.write_all(&hello).unwrap();
         read_until(&mut s, |ty, flags, _| ty == SETTINGS && flags & ACK != 0);
         (&server.trigger).write_all(&[1]).unwrap();
@@ -677,18 +672,11 @@ mod tests {
         let mut out = PREFACE.to_vec();
         out.extend(frame(SETTINGS, 0, 0, &[0, 4, 0x7F, 0xFF, 0xFF, 0xFF]));
         out.extend(frame(8, 0, 0, &(0x7FFF_FFFFu32 - 65_535).to_be_bytes()));
-        let fields = [
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":path", "/echo.Echo/Reply"),
-            (":authority", "localhost"),
-            ("content-type", "application/grpc"),
-        ];
         let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
             message: "z".repeat(1 << 20),
         });
         for id in (1..100).step_by(2) {
-            out.extend(frame(HEADERS, END_HEADERS, id, &block(&fields)));
+            out.extend(frame(HEADERS, END_HEADERS, id, &block(&ECHO_FIELDS)));
             let chunks: Vec<&[u8]> = body.chunks(16_384).collect();
             for (i, chunk) in chunks.iter().enumerate() {
                 let flags = if i + 1 == chunks.len() { END_STREAM } else { 0 };

@@ -9,19 +9,31 @@
 
 use std::{env, error::Error, fs, path::PathBuf};
 
-/// Every schema the crate serves, relative to `proto/`.
+/// Every schema the crate always serves, relative to `proto/`.
 const PROTOS: &[&str] = &[
     "echo.proto",
     "grpc/health/v1/health.proto",
     "grpc/reflection/v1/reflection.proto",
 ];
 
+/// Schemas served only with a cargo feature: (feature, schema).
+const OPTIONAL_PROTOS: &[(&str, &str)] = &[
+    ("TELEMETRY", "telemetry.proto"),
+    ("INTEROP", "src/proto/grpc/testing/test.proto"),
+];
+
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=build.rs");
-    for proto in PROTOS {
+    let mut protos: Vec<&str> = PROTOS.to_vec();
+    for (feature, proto) in OPTIONAL_PROTOS {
+        if env::var_os(format!("CARGO_FEATURE_{feature}")).is_some() {
+            protos.push(proto);
+        }
+    }
+    for proto in &protos {
         println!("cargo:rerun-if-changed=proto/{proto}");
     }
-    let fds = protox::compile(PROTOS, ["proto"])?;
+    let fds = protox::compile(&protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     // Reflection serves the schemas, not their comments and source positions:
     // dropping `source_code_info` keeps ~3.6 KB of it out of the binary.

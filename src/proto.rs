@@ -15,6 +15,18 @@ pub mod health {
     include!(concat!(env!("OUT_DIR"), "/grpc.health.v1.rs"));
 }
 
+/// `package telemetry`: board readings (cargo feature `telemetry`).
+#[cfg(feature = "telemetry")]
+pub mod telemetry {
+    include!(concat!(env!("OUT_DIR"), "/telemetry.rs"));
+}
+
+/// `package grpc.testing`: grpc's interop TestService (cargo feature `interop`).
+#[cfg(feature = "interop")]
+pub mod testing {
+    include!(concat!(env!("OUT_DIR"), "/grpc.testing.rs"));
+}
+
 /// Encoded `FileDescriptorSet` of every served schema, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 

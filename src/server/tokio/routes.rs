@@ -6,9 +6,13 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
 
 use tonic::body::Body;
 use tonic::codegen::http::{Request, Response};
+use tonic::codegen::tokio_stream::Stream;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
@@ -19,15 +23,44 @@ use super::call::LimitedBody;
 use super::reflection;
 use crate::config::Config;
 use crate::proto::echo::echo_server::{Echo, EchoServer};
-use crate::proto::echo::{EchoReply, EchoRequest};
+use crate::proto::echo::{EchoManyRequest, EchoReply, EchoRequest};
 use crate::server::ServeError;
 
 /// Slack on top of `max_message_size` for the reply: the 10 bytes of
 /// "You said: " plus at most one more length-prefix byte, rounded up.
 const REPLY_SLACK: usize = 16;
 
-/// The Echo service: every reply comes from [`crate::service::reply`].
-pub(super) struct EchoService;
+/// The Echo service: every reply comes from [`crate::service`].
+pub(super) struct EchoService {
+    /// The message size limit: `ReplyJoined` fails RESOURCE_EXHAUSTED
+    /// rather than build a reply larger than this.
+    max_message_size: usize,
+}
+
+/// A stream of Echo replies produced by a task, one at a time: the channel
+/// holds one reply, so a client that reads slowly slows the producer.
+pub(super) struct ReplyStream(mpsc::Receiver<Result<EchoReply, tonic::Status>>);
+
+impl Stream for ReplyStream {
+    type Item = Result<EchoReply, tonic::Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// `ReplyEach`: each request message, as it arrives, becomes its reply.
+pub(super) struct EachStream(tonic::Streaming<EchoRequest>);
+
+impl Stream for EachStream {
+    type Item = Result<EchoReply, tonic::Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.0)
+            .poll_next(cx)
+            .map(|m| m.map(|r| r.map(|request| crate::service::reply(&request))))
+    }
+}
 
 #[tonic::async_trait]
 impl Echo for EchoService {
@@ -39,6 +72,63 @@ impl Echo for EchoService {
             request.get_ref(),
         )))
     }
+
+    type ReplyManyStream = ReplyStream;
+
+    async fn reply_many(
+        &self,
+        request: tonic::Request<EchoManyRequest>,
+    ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
+        let request = request.into_inner();
+        let plan = crate::service::many_plan(&request)
+            .map_err(|(code, message)| tonic::Status::new(tonic_code(code), message))?;
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            for i in 1..=plan.count {
+                if i > 1 && !plan.interval.is_zero() {
+                    tokio::time::sleep(plan.interval).await;
+                }
+                let reply = crate::service::many_reply(&request.message, i, plan.count);
+                // The client went away (stream dropped): stop producing.
+                if tx.send(Ok(reply)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(tonic::Response::new(ReplyStream(rx)))
+    }
+
+    async fn reply_joined(
+        &self,
+        request: tonic::Request<tonic::Streaming<EchoRequest>>,
+    ) -> Result<tonic::Response<EchoReply>, tonic::Status> {
+        let mut requests = request.into_inner();
+        let mut joined = crate::service::Joiner::default();
+        while let Some(request) = requests.message().await? {
+            joined.push(&request);
+            if joined.len() > self.max_message_size {
+                return Err(tonic::Status::resource_exhausted(format!(
+                    "joined reply is larger than the message limit of {} bytes",
+                    self.max_message_size
+                )));
+            }
+        }
+        Ok(tonic::Response::new(joined.finish()))
+    }
+
+    type ReplyEachStream = EachStream;
+
+    async fn reply_each(
+        &self,
+        request: tonic::Request<tonic::Streaming<EchoRequest>>,
+    ) -> Result<tonic::Response<EachStream>, tonic::Status> {
+        Ok(tonic::Response::new(EachStream(request.into_inner())))
+    }
+}
+
+/// The tonic code for one of ours (same numbers).
+fn tonic_code(code: crate::status::Code) -> tonic::Code {
+    tonic::Code::from_i32(code as i32)
 }
 
 /// A routed call: the tonic service's response future, boxed.
@@ -102,9 +192,11 @@ pub(super) async fn routes(
     let mut routes = Routes(Vec::new());
 
     routes.add(
-        EchoServer::new(EchoService)
-            .max_decoding_message_size(decode)
-            .max_encoding_message_size(encode),
+        EchoServer::new(EchoService {
+            max_message_size: decode,
+        })
+        .max_decoding_message_size(decode)
+        .max_encoding_message_size(encode),
     );
 
     let (reporter, health) = tonic_health::server::health_reporter();

@@ -75,7 +75,7 @@ def med(xs):
 def build(args, work):
     """Builds the flavours (release) and copies each echo-server to work/bin."""
     flavours = [("tokio", [])]
-    if os.path.exists(os.path.join(ROOT, "src", "server", "blocking.rs")):
+    if os.path.exists(os.path.join(ROOT, "src", "server", "readiness.rs")):
         flavours.append(("runtime-free", ["--no-default-features", "--features", "runtime-free"]))
     bindir = os.path.join(work, "bin")
     os.makedirs(bindir, exist_ok=True)

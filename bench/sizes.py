@@ -37,7 +37,7 @@ TOOLS = {
 
 def available_flavours(root=ROOT):
     out = ["tokio"]
-    if os.path.exists(os.path.join(root, "src", "server", "blocking.rs")):
+    if os.path.exists(os.path.join(root, "src", "server", "readiness.rs")):
         out.append("runtime-free")
     return out
 

@@ -2,7 +2,7 @@
 """CI's benchmark smoke test and size guard (run as `bench/smoke`).
 
 1. Builds the release binaries (tokio flavour + echo-client; the runtime-free
-   flavour too when src/server/blocking.rs exists).
+   flavour too when src/server/readiness.rs exists).
 2. For each flavour: starts the server, times start -> first reply, runs
    `echo-client bench --requests 2000` and a 2000-request h2load, and prints
    the figures. It fails only if something does not work (a failed or wrong

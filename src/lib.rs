@@ -20,7 +20,7 @@
 //! | [`status`] | gRPC status codes, shared by both flavours |
 //! | [`config`] | flags + environment → one [`config::Config`]; every limit lives here |
 //! | [`log`] | the stderr logger (systemd's journal takes it) |
-//! | `server` | the two drivers: `server::tokio` and `server::blocking` |
+//! | `server` | the two drivers: `server::tokio` and `server::readiness` |
 //! | `server::tls` | PEM files → rustls `ServerConfig` for TLS/mTLS, both drivers (feature `tls`) |
 //! | `h2` | the sans-IO HTTP/2 core (runtime-free build) |
 //! | `grpc` | gRPC over the sans-IO core (runtime-free build); `grpc::timeout` is shared |

@@ -1,6 +1,6 @@
 //! Fuzz target: a whole gRPC `lean_grpc::grpc::session::Session` (the HTTP/2
 //! core, calls, Echo, Health and reflection) with a fuzzed client, driven
-//! like the blocking driver drives it.
+//! like the readiness-loop driver drives it.
 //!
 //! Input layout: as the `connection` target (see `common`): a configuration
 //! byte (message bound, stream limit, keepalive; bit 7 set: no automatic

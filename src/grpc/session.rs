@@ -489,7 +489,7 @@ fn is_grpc_content_type(value: Option<&[u8]>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    //! The session driven the way the blocking driver drives it, by a test
+    //! The session driven the way the readiness-loop driver drives it, by a test
     //! client that writes HTTP/2 frames by hand (literal HPACK fields, so
     //! these tests do not depend on our own encoder) and reads the answer
     //! frames with the crate's HPACK decoder.

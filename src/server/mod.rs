@@ -21,10 +21,10 @@ pub mod tokio;
 pub use self::tokio::run;
 
 #[cfg(feature = "runtime-free")]
-pub mod blocking;
+pub mod readiness;
 
 #[cfg(feature = "runtime-free")]
-pub use self::blocking::run;
+pub use self::readiness::run;
 
 /// Why the server could not start or stopped with an error. `echo-server`
 /// prints it as one line and exits with code 1.

@@ -1,5 +1,5 @@
 //! What a runtime-free connection reads and writes through: the plain
-//! socket, or TLS over it (`blocking::tls::TlsStream`, feature `tls`). Both
+//! socket, or TLS over it (`readiness::tls::TlsStream`, feature `tls`). Both
 //! are non-blocking and register with the poller by their socket.
 
 use std::io::{self, Read, Write};

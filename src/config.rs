@@ -241,6 +241,45 @@ impl Default for Config {
     }
 }
 
+#[cfg(feature = "runtime-free")]
+impl Config {
+    /// The HTTP/2 core's limits this configuration asks for.
+    pub fn h2_limits(&self) -> crate::h2::Limits {
+        crate::h2::Limits {
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_header_list_size: self.max_header_list_size,
+            max_local_resets: self.max_local_resets,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+            initial_window_size: crate::h2::DEFAULT_WINDOW,
+            max_frame_size: crate::h2::settings::DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+
+    /// The gRPC session's limits (HTTP/2 ones included) this configuration asks for.
+    pub fn session_limits(&self) -> crate::grpc::session::Limits {
+        crate::grpc::session::Limits {
+            h2: self.h2_limits(),
+            max_recv_message_size: self.max_message_size,
+            // As the tokio flavour: a reply may exceed the request bound by
+            // "You said: " plus a length-prefix byte, rounded up.
+            max_send_message_size: self
+                .max_message_size
+                .saturating_add(crate::service::REPLY_SLACK),
+        }
+    }
+}
+
+#[cfg(feature = "runtime-free")]
+impl Default for crate::h2::Limits {
+    /// The limits of the default configuration.
+    fn default() -> crate::h2::Limits {
+        Config::default().h2_limits()
+    }
+}
+
 impl Config {
     /// Parses `args` (without the program name) and the environment, read
     /// through `env`, into a [`Command`].

@@ -30,6 +30,8 @@ pub mod testing {
 /// Encoded `FileDescriptorSet` of every served schema, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
+include!(concat!(env!("OUT_DIR"), "/one_request.rs"));
+
 /// Fully-qualified name of the Echo service.
 pub const ECHO_SERVICE: &str = "echo.Echo";
 /// HTTP/2 `:path` of the Echo RPC.

@@ -118,6 +118,11 @@ impl Joiner {
     }
 }
 
+/// How much larger than the request bound a reply may be: the 10 bytes of
+/// "You said: " plus at most one more length-prefix byte, rounded up. The
+/// send limit is `max_message_size` plus this.
+pub const REPLY_SLACK: usize = 16;
+
 /// Status for a request body that is not a valid `EchoRequest` (bad
 /// protobuf, or invalid UTF-8 in `message`). Matches what tonic answers.
 pub const DECODE_ERROR: Code = Code::Internal;
@@ -127,6 +132,14 @@ pub const TOO_LARGE: Code = Code::ResourceExhausted;
 
 /// Status for a method or service the server does not serve.
 pub const UNKNOWN_METHOD: Code = Code::Unimplemented;
+
+/// Status for a second request message on a method that takes one (unary
+/// or server streaming): grpc's `statuscodes.md` names UNIMPLEMENTED for a
+/// request cardinality violation.
+pub const CARDINALITY: Code = Code::Unimplemented;
+
+/// The message that goes with [`CARDINALITY`], the same in both flavours.
+pub const CARDINALITY_MESSAGE: &str = "more than one request message for a method that takes one";
 
 /// Status for a call whose `grpc-timeout` expired before the reply.
 pub const DEADLINE: Code = Code::DeadlineExceeded;

@@ -973,11 +973,16 @@ fn several_messages_in_a_unary_call() {
     let mut body = grpc_frame(&echo_request(b"one"));
     body.extend(grpc_frame(&echo_request(b"two")));
     let resp = call(&mut h2, 1, &[], &body, true);
-    // tonic 0.14 answers the first message and drains the rest; the
-    // runtime-free session follows it so both flavours agree (grpc-go and
-    // grpc-java answer INTERNAL instead; the gRPC spec does not say).
-    assert_eq!(resp.grpc_status(), Some(OK), "{resp:?}");
-    assert_eq!(resp.data, grpc_frame(&echo_request(b"You said: one")));
+    // grpc's statuscodes.md: a request cardinality violation is
+    // UNIMPLEMENTED. Both flavours answer it before any reply.
+    assert_eq!(resp.grpc_status(), Some(UNIMPLEMENTED), "{resp:?}");
+    // (tonic percent-encodes spaces too; both decode to the same text.)
+    assert_eq!(
+        resp.get("grpc-message").map(|m| m.replace("%20", " ")),
+        Some(lean_grpc::service::CARDINALITY_MESSAGE.to_string()),
+        "{resp:?}"
+    );
+    assert!(resp.data.is_empty(), "{resp:?}");
     assert_echo(&mut h2, 3, "single");
     assert_served(&server, "two messages in a unary call");
 }

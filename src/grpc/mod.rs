@@ -8,10 +8,16 @@
 //! | `message` | 5-byte length-prefixed messages, the size bound |
 //! | [`timeout`] | `grpc-timeout` → deadline |
 //! | `status` | `grpc-status` / `grpc-message`, Trailers-Only |
-//! | `services` | Echo and Health as functions over message bytes |
+//! | `api` | the service API: call model, `Streaming`, `Service`, `Router` |
+//! | `base64` | `-bin` metadata values |
+//! | `services` | Echo, Health and reflection, written against `api` |
 //! | `reflection` | server reflection from the compiled-in descriptor set (feature `reflection`) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
 
+#[cfg(feature = "runtime-free")]
+pub mod api;
+#[cfg(feature = "runtime-free")]
+pub mod base64;
 #[cfg(feature = "runtime-free")]
 pub mod message;
 #[cfg(all(feature = "runtime-free", feature = "reflection"))]

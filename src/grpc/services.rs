@@ -1,143 +1,349 @@
-//! The served methods, as pure functions from request message bytes to
-//! reply message bytes (already length-prefixed) or a [`Status`].
+//! The services the runtime-free server serves, written against the
+//! service API ([`super::api`]) exactly as a user's service would be:
+//! `echo.Echo` (all four RPC kinds), `grpc.health.v1.Health` and, with the
+//! `reflection` feature, server reflection.
 //!
-//! The session does the HTTP/2 and streaming part; everything here can be
-//! tested without a connection. The Echo behaviour itself and the status for
-//! each bad input come from [`crate::service`], shared with the tokio build.
+//! The Echo behaviour and the status for each bad input come from
+//! [`crate::service`], shared with the tokio flavour; this file only adapts
+//! them to the core's call model.
 
+#[cfg(feature = "reflection")]
 use bytes::Bytes;
-use prost::Message;
 
-use super::message;
-use super::status::Status;
-use crate::proto::echo::EchoRequest;
+#[cfg(feature = "reflection")]
+use super::api::{self, Cancel, Kind, RawCall};
+use super::api::{Ctx, Next, Router, Status, Streaming};
+use crate::proto::echo::echo_core::{self, EchoService};
+use crate::proto::echo::{EchoManyRequest, EchoReply, EchoRequest};
 use crate::proto::health::health_check_response::ServingStatus;
+use crate::proto::health::health_core::{self, HealthService};
 use crate::proto::health::{HealthCheckRequest, HealthCheckResponse};
-use crate::proto::{ECHO_SERVICE, HEALTH_SERVICE};
+use crate::proto::ECHO_SERVICE;
+use crate::service::{self, Joiner, ManyPlan};
 use crate::status::Code;
 
-/// A method this server serves, found from the request's `:path`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// `echo.Echo/Reply` (unary).
-    EchoReply,
-    /// `grpc.health.v1.Health/Check` (unary).
-    HealthCheck,
-    /// `grpc.health.v1.Health/Watch` (server streaming).
-    HealthWatch,
-    /// `grpc.reflection.v1[alpha].ServerReflection/ServerReflectionInfo`
-    /// (bidirectional streaming; cargo feature `reflection`).
+/// Every service of the runtime-free server; `max_message_size` bounds the
+/// `ReplyJoined` reply as the tokio flavour does.
+pub fn router(max_message_size: usize) -> Router {
+    let mut router = Router::new();
+    router.add(EchoService(Echo { max_message_size }));
+    router.add(HealthService(Health {
+        services: vec![ECHO_SERVICE],
+    }));
     #[cfg(feature = "reflection")]
-    Reflection,
+    for name in [
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        router.add(Reflection(name));
+    }
+    router
 }
 
-impl Method {
-    /// The method for a `:path`, or `None` (→ UNIMPLEMENTED).
-    pub fn route(path: &[u8]) -> Option<Method> {
-        let (service, method) = std::str::from_utf8(path)
-            .ok()?
-            .strip_prefix('/')?
-            .split_once('/')?;
-        match (service, method) {
-            (ECHO_SERVICE, "Reply") => Some(Method::EchoReply),
-            (HEALTH_SERVICE, "Check") => Some(Method::HealthCheck),
-            (HEALTH_SERVICE, "Watch") => Some(Method::HealthWatch),
-            #[cfg(feature = "reflection")]
-            (
-                "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection",
-                "ServerReflectionInfo",
-            ) => Some(Method::Reflection),
-            _ => None,
+/// `echo.Echo` for the runtime-free core.
+#[derive(Debug)]
+pub struct Echo {
+    /// `ReplyJoined` fails RESOURCE_EXHAUSTED rather than build a reply
+    /// larger than this.
+    pub max_message_size: usize,
+}
+
+impl echo_core::Echo for Echo {
+    fn reply(&self, _: &mut Ctx<'_>, request: EchoRequest) -> Result<EchoReply, Status> {
+        Ok(service::reply(&request))
+    }
+
+    fn reply_many(
+        &self,
+        ctx: &mut Ctx<'_>,
+        request: EchoManyRequest,
+    ) -> Result<Box<dyn Streaming<(), EchoReply>>, Status> {
+        let plan =
+            service::many_plan(&request).map_err(|(code, message)| Status::new(code, message))?;
+        Ok(Box::new(Many {
+            message: request.message,
+            plan,
+            sent: 0,
+            next_at: ctx.now(),
+        }))
+    }
+
+    fn reply_joined(
+        &self,
+        _: &mut Ctx<'_>,
+    ) -> Result<Box<dyn Streaming<EchoRequest, EchoReply>>, Status> {
+        Ok(Box::new(Joined {
+            joiner: Some(Joiner::default()),
+            max: self.max_message_size,
+            closed: false,
+        }))
+    }
+
+    fn reply_each(
+        &self,
+        _: &mut Ctx<'_>,
+    ) -> Result<Box<dyn Streaming<EchoRequest, EchoReply>>, Status> {
+        Ok(Box::new(Each {
+            reply: None,
+            closed: false,
+        }))
+    }
+}
+
+/// `ReplyMany`: `plan.count` numbered replies, `plan.interval` apart, sent
+/// from the call's timer (never blocking the loop).
+struct Many {
+    message: String,
+    plan: ManyPlan,
+    /// Replies sent so far.
+    sent: u32,
+    /// When the next reply is due.
+    next_at: crate::h2::Timestamp,
+}
+
+impl Streaming<(), EchoReply> for Many {
+    fn poll_next(&mut self, ctx: &mut Ctx<'_>) -> Next<EchoReply> {
+        if self.sent >= self.plan.count {
+            return Next::Done(Status::ok());
+        }
+        if ctx.now() < self.next_at {
+            ctx.wake_at(self.next_at);
+            return Next::Pending;
+        }
+        self.sent += 1;
+        self.next_at = ctx.now().saturating_add(self.plan.interval);
+        Next::Message(service::many_reply(
+            &self.message,
+            self.sent,
+            self.plan.count,
+        ))
+    }
+}
+
+/// `ReplyJoined`: one reply once the client half-closes.
+struct Joined {
+    /// `None` once the reply went out.
+    joiner: Option<Joiner>,
+    max: usize,
+    closed: bool,
+}
+
+impl Streaming<EchoRequest, EchoReply> for Joined {
+    fn on_message(&mut self, _: &mut Ctx<'_>, request: EchoRequest) -> Result<(), Status> {
+        if let Some(joiner) = &mut self.joiner {
+            joiner.push(&request);
+            if joiner.len() > self.max {
+                return Err(Status::new(
+                    Code::ResourceExhausted,
+                    format!(
+                        "joined reply is larger than the message limit of {} bytes",
+                        self.max
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_half_close(&mut self, _: &mut Ctx<'_>) -> Result<(), Status> {
+        self.closed = true;
+        Ok(())
+    }
+
+    fn poll_next(&mut self, _: &mut Ctx<'_>) -> Next<EchoReply> {
+        match (self.closed, self.joiner.take()) {
+            (false, joiner) => {
+                self.joiner = joiner;
+                Next::Pending
+            }
+            (true, Some(joiner)) => Next::Message(joiner.finish()),
+            (true, None) => Next::Done(Status::ok()),
         }
     }
 }
 
-/// The status for an undecodable request message (as tonic-prost: the
-/// decoder's error text, code [`crate::service::DECODE_ERROR`]).
-fn decode_error(e: prost::DecodeError) -> Status {
-    Status::new(crate::service::DECODE_ERROR, e.to_string())
+/// `ReplyEach`: one reply per request message, as soon as it arrives. The
+/// session hands over the next message only after this one's reply was
+/// taken, so one slot is all the buffering there is.
+struct Each {
+    reply: Option<EchoReply>,
+    closed: bool,
 }
 
-/// `echo.Echo/Reply`: decodes an `EchoRequest` (prost checks that
-/// `message` is valid UTF-8) and returns the framed `EchoReply`.
-pub fn echo_reply(request: Bytes) -> Result<Bytes, Status> {
-    let request = EchoRequest::decode(&request[..]).map_err(decode_error)?;
-    Ok(message::encode(&crate::service::reply(&request)))
+impl Streaming<EchoRequest, EchoReply> for Each {
+    fn on_message(&mut self, _: &mut Ctx<'_>, request: EchoRequest) -> Result<(), Status> {
+        self.reply = Some(service::reply(&request));
+        Ok(())
+    }
+
+    fn on_half_close(&mut self, _: &mut Ctx<'_>) -> Result<(), Status> {
+        self.closed = true;
+        Ok(())
+    }
+
+    fn poll_next(&mut self, _: &mut Ctx<'_>) -> Next<EchoReply> {
+        match self.reply.take() {
+            Some(reply) => Next::Message(reply),
+            None if self.closed => Next::Done(Status::ok()),
+            None => Next::Pending,
+        }
+    }
 }
 
-/// The health of `service`: "" (the whole server) and `echo.Echo` are
-/// SERVING until shutdown starts, NOT_SERVING after; any other name is
-/// NOT_FOUND, as tonic-health answers for a service never registered.
-pub fn health_of(service: &str, serving: bool) -> Result<ServingStatus, Status> {
-    if service.is_empty() || service == ECHO_SERVICE {
-        Ok(if serving {
-            ServingStatus::Serving
+/// `grpc.health.v1.Health`: "" (the whole server) and the listed services
+/// are SERVING until the shutdown starts, NOT_SERVING after; any other name
+/// is NOT_FOUND, as tonic-health answers for a service never registered.
+#[derive(Debug)]
+pub struct Health {
+    /// The services health is reported for.
+    pub services: Vec<&'static str>,
+}
+
+impl Health {
+    /// The status of `service`, or NOT_FOUND.
+    fn status(&self, service: &str, ctx: &Ctx<'_>) -> Result<ServingStatus, Status> {
+        if service.is_empty() || self.services.contains(&service) {
+            Ok(if ctx.draining() {
+                ServingStatus::NotServing
+            } else {
+                ServingStatus::Serving
+            })
         } else {
-            ServingStatus::NotServing
+            Err(Status::new(Code::NotFound, "service not registered"))
+        }
+    }
+}
+
+impl health_core::Health for Health {
+    fn check(
+        &self,
+        ctx: &mut Ctx<'_>,
+        request: HealthCheckRequest,
+    ) -> Result<HealthCheckResponse, Status> {
+        let status = self.status(&request.service, ctx)?;
+        Ok(HealthCheckResponse {
+            status: status as i32,
         })
-    } else {
-        Err(Status::new(Code::NotFound, "service not registered"))
+    }
+
+    fn watch(
+        &self,
+        ctx: &mut Ctx<'_>,
+        request: HealthCheckRequest,
+    ) -> Result<Box<dyn Streaming<(), HealthCheckResponse>>, Status> {
+        self.status(&request.service, ctx)?;
+        Ok(Box::new(Watch { sent: None }))
     }
 }
 
-/// The framed `HealthCheckResponse` carrying `status`.
-pub fn health_response(status: ServingStatus) -> Bytes {
-    message::encode(&HealthCheckResponse {
-        status: status as i32,
-    })
+/// `Health/Watch`: the current status at once, then each change; the only
+/// change is the shutdown (NOT_SERVING), after which the call ends.
+struct Watch {
+    /// The status last sent.
+    sent: Option<ServingStatus>,
 }
 
-/// Decodes a `HealthCheckRequest` and returns the service name it asks about.
-pub fn health_request(request: Bytes) -> Result<String, Status> {
-    Ok(HealthCheckRequest::decode(&request[..])
-        .map_err(decode_error)?
-        .service)
-}
-
-/// Checks that `request` decodes as the request type of `method`, without
-/// running the method: what tonic does with extra messages of a unary call.
-pub fn decode_only(method: Method, request: Bytes) -> Result<(), Status> {
-    match method {
-        Method::EchoReply => EchoRequest::decode(&request[..]).map(drop),
-        Method::HealthCheck | Method::HealthWatch => {
-            HealthCheckRequest::decode(&request[..]).map(drop)
-        }
-        #[cfg(feature = "reflection")]
-        Method::Reflection => {
-            super::reflection::pb::ServerReflectionRequest::decode(&request[..]).map(drop)
+impl Streaming<(), HealthCheckResponse> for Watch {
+    fn poll_next(&mut self, ctx: &mut Ctx<'_>) -> Next<HealthCheckResponse> {
+        let now = if ctx.draining() {
+            ServingStatus::NotServing
+        } else {
+            ServingStatus::Serving
+        };
+        if self.sent != Some(now) {
+            self.sent = Some(now);
+            Next::Message(HealthCheckResponse { status: now as i32 })
+        } else if ctx.draining() {
+            Next::Done(Status::ok())
+        } else {
+            Next::Pending
         }
     }
-    .map_err(decode_error)
 }
 
-/// `grpc.health.v1.Health/Check`.
-pub fn health_check(request: Bytes, serving: bool) -> Result<Bytes, Status> {
-    let service = health_request(request)?;
-    Ok(health_response(health_of(&service, serving)?))
+/// Server reflection under one of its two names: a service over raw bytes
+/// (the answers come from [`super::reflection::reflect`]).
+#[cfg(feature = "reflection")]
+struct Reflection(&'static str);
+
+#[cfg(feature = "reflection")]
+impl api::Service for Reflection {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn methods(&self) -> &'static [(&'static str, Kind)] {
+        &[("ServerReflectionInfo", Kind::Bidi)]
+    }
+
+    fn start(
+        &self,
+        method: usize,
+        _: &mut Ctx<'_>,
+        _: Option<Bytes>,
+    ) -> Result<Box<dyn RawCall>, Status> {
+        if method != 0 {
+            return Err(api::unknown_method());
+        }
+        Ok(Box::new(ReflectionCall {
+            reply: None,
+            closed: false,
+        }))
+    }
+}
+
+/// One reflection stream: each request answered in turn.
+#[cfg(feature = "reflection")]
+struct ReflectionCall {
+    reply: Option<Bytes>,
+    closed: bool,
+}
+
+#[cfg(feature = "reflection")]
+impl RawCall for ReflectionCall {
+    fn on_message(&mut self, _: &mut Ctx<'_>, request: Bytes) -> Result<(), Status> {
+        self.reply = Some(super::reflection::reflect(request)?);
+        Ok(())
+    }
+
+    fn on_half_close(&mut self, _: &mut Ctx<'_>) -> Result<(), Status> {
+        self.closed = true;
+        Ok(())
+    }
+
+    fn poll_next(&mut self, _: &mut Ctx<'_>) -> Next<Bytes> {
+        match self.reply.take() {
+            Some(reply) => Next::Message(reply),
+            None if self.closed => Next::Done(Status::ok()),
+            None => Next::Pending,
+        }
+    }
+
+    fn on_cancel(&mut self, _: Cancel) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn unframe<M: Message + Default>(framed: Bytes) -> M {
-        let mut d = message::Decoder::new(1 << 20);
-        d.push(framed);
-        let body = d.next_message().unwrap().unwrap();
-        assert!(!d.is_partial());
-        M::decode(body).unwrap()
-    }
+    use super::super::api::{self, Kind};
 
     #[test]
     fn routes() {
-        assert_eq!(Method::route(b"/echo.Echo/Reply"), Some(Method::EchoReply));
+        let r = router(1024);
+        assert_eq!(r.route(b"/echo.Echo/Reply"), Some((0, 0, Kind::Unary)));
         assert_eq!(
-            Method::route(b"/grpc.health.v1.Health/Check"),
-            Some(Method::HealthCheck)
+            r.route(b"/echo.Echo/ReplyMany"),
+            Some((0, 1, Kind::ServerStreaming))
         );
         assert_eq!(
-            Method::route(b"/grpc.health.v1.Health/Watch"),
-            Some(Method::HealthWatch)
+            r.route(b"/echo.Echo/ReplyJoined"),
+            Some((0, 2, Kind::ClientStreaming))
+        );
+        assert_eq!(r.route(b"/echo.Echo/ReplyEach"), Some((0, 3, Kind::Bidi)));
+        assert_eq!(
+            r.route(b"/grpc.health.v1.Health/Watch"),
+            Some((1, 1, Kind::ServerStreaming))
         );
         for unknown in [
             &b"/"[..],
@@ -147,70 +353,38 @@ mod tests {
             b"/echo.Echo/Reply/x",
             b"/\xff/Reply",
         ] {
-            assert_eq!(Method::route(unknown), None);
+            assert_eq!(r.route(unknown), None);
         }
     }
 
     #[test]
-    fn echo_replies() {
-        let req = EchoRequest {
-            message: "Hello World!".into(),
-        }
-        .encode_to_vec();
-        let reply: crate::proto::echo::EchoReply = unframe(echo_reply(Bytes::from(req)).unwrap());
-        assert_eq!(reply.message, "You said: Hello World!");
-        // The empty message (all defaults) is a valid request.
-        let reply: crate::proto::echo::EchoReply = unframe(echo_reply(Bytes::new()).unwrap());
-        assert_eq!(reply.message, "You said: ");
-    }
-
-    #[test]
-    fn echo_rejects_bad_protobuf_and_bad_utf8() {
-        // Field 1, length-delimited, claims 5 bytes but has 1.
-        let e = echo_reply(Bytes::from_static(&[0x0A, 0x05, b'a'])).unwrap_err();
-        assert_eq!(e.code, crate::service::DECODE_ERROR);
-        // Field 1 holding the invalid UTF-8 byte 0xFF.
-        let e = echo_reply(Bytes::from_static(&[0x0A, 0x01, 0xFF])).unwrap_err();
-        assert_eq!(e.code, crate::service::DECODE_ERROR);
-    }
-
-    #[test]
-    fn decode_only_checks_without_answering() {
-        let unknown = HealthCheckRequest {
-            service: "nope".into(),
-        }
-        .encode_to_vec();
+    fn many_follows_its_timer() {
+        let mut wake = None;
+        let mut meta = api::ResponseMeta::default();
+        let plan = ManyPlan {
+            count: 2,
+            interval: std::time::Duration::from_millis(100),
+        };
+        let mut many = Many {
+            message: "m".into(),
+            plan,
+            sent: 0,
+            next_at: crate::h2::Timestamp::ZERO,
+        };
+        let t = crate::h2::Timestamp::from_millis;
+        let mut poll = |at, wake: &mut Option<_>| {
+            many.poll_next(&mut Ctx::new(t(at), false, None, wake, &mut meta))
+        };
         assert_eq!(
-            decode_only(Method::HealthCheck, Bytes::from(unknown)),
-            Ok(())
+            poll(0, &mut wake),
+            Next::Message(service::many_reply("m", 1, 2))
         );
-        let bad = Bytes::from_static(&[0x0A, 0x01, 0xFF]);
+        assert_eq!(poll(50, &mut wake), Next::Pending);
+        assert_eq!(wake, Some(t(100)));
         assert_eq!(
-            decode_only(Method::EchoReply, bad).unwrap_err().code,
-            crate::service::DECODE_ERROR
+            poll(100, &mut wake),
+            Next::Message(service::many_reply("m", 2, 2))
         );
-    }
-
-    #[test]
-    fn health_follows_shutdown() {
-        for name in ["", "echo.Echo"] {
-            let req = Bytes::from(
-                HealthCheckRequest {
-                    service: name.into(),
-                }
-                .encode_to_vec(),
-            );
-            let r: HealthCheckResponse = unframe(health_check(req.clone(), true).unwrap());
-            assert_eq!(r.status, ServingStatus::Serving as i32);
-            let r: HealthCheckResponse = unframe(health_check(req, false).unwrap());
-            assert_eq!(r.status, ServingStatus::NotServing as i32);
-        }
-        let req = Bytes::from(
-            HealthCheckRequest {
-                service: "nope".into(),
-            }
-            .encode_to_vec(),
-        );
-        assert_eq!(health_check(req, true).unwrap_err().code, Code::NotFound);
+        assert_eq!(poll(100, &mut wake), Next::Done(Status::ok()));
     }
 }

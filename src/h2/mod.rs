@@ -23,13 +23,20 @@ pub mod request;
 pub mod settings;
 pub mod stream;
 
-pub use conn::{Connection, Event, SendError};
+pub use conn::{Connection, Event, Report, SendError};
 pub use error::{ConnError, Error, ErrorCode, StreamError};
 pub use request::RequestHead;
 
 use std::time::Duration;
 
-/// The per-connection limits, built once from [`crate::config::Config`].
+/// A point in time as the driver tells it: the time since an epoch the
+/// driver picks (its start, say). Only differences matter, so the core needs
+/// no clock of its own (and no `std::time::Instant`, which a `no_std` build
+/// would not have).
+pub type Timestamp = Duration;
+
+/// The per-connection limits. The driver builds them (from its configuration:
+/// `Config::h2_limits`); the core never sees the CLI configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise; more streams are refused.
@@ -57,27 +64,3 @@ pub struct Limits {
 /// Default receive window per stream and per connection: large enough for
 /// LAN throughput, small enough for a board with many connections.
 pub const DEFAULT_WINDOW: u32 = 256 * 1024;
-
-impl Limits {
-    /// The limits `config` asks for.
-    pub fn from_config(config: &crate::config::Config) -> Limits {
-        Limits {
-            max_concurrent_streams: config.max_concurrent_streams,
-            max_header_list_size: config.max_header_list_size,
-            max_local_resets: config.max_local_resets,
-            handshake_timeout: config.handshake_timeout,
-            idle_timeout: config.idle_timeout,
-            keepalive_interval: config.keepalive_interval,
-            keepalive_timeout: config.keepalive_timeout,
-            initial_window_size: DEFAULT_WINDOW,
-            max_frame_size: settings::DEFAULT_MAX_FRAME_SIZE,
-        }
-    }
-}
-
-impl Default for Limits {
-    /// The limits of the default configuration.
-    fn default() -> Limits {
-        Limits::from_config(&crate::config::Config::default())
-    }
-}

@@ -119,14 +119,24 @@ impl PackedFields {
             .iter()
             .map(|(n, v)| 2 * LEN + n.len() + v.len())
             .sum();
-        let mut buf = Vec::with_capacity(size);
+        let mut packed = PackedFields(Vec::with_capacity(size));
         for (name, value) in fields {
-            buf.extend_from_slice(&name.len().to_ne_bytes());
-            buf.extend_from_slice(&value.len().to_ne_bytes());
-            buf.extend_from_slice(name);
-            buf.extend_from_slice(value);
+            packed.push(name, value);
         }
-        PackedFields(buf)
+        packed
+    }
+
+    /// Appends one field.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.0.extend_from_slice(&name.len().to_ne_bytes());
+        self.0.extend_from_slice(&value.len().to_ne_bytes());
+        self.0.extend_from_slice(name);
+        self.0.extend_from_slice(value);
+    }
+
+    /// Whether no field is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The fields, in order.

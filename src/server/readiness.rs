@@ -58,7 +58,11 @@ use self::transport::Transport;
 
 use super::ServeError;
 use crate::config::Config;
-use crate::grpc::session::Session;
+use crate::grpc::api::Router;
+use crate::grpc::services;
+use crate::grpc::session::{Limits, Session};
+use crate::h2::Timestamp;
+use std::rc::Rc;
 
 /// Poller key of the listening socket.
 const LISTENER: usize = 0;
@@ -130,8 +134,14 @@ struct Server {
     conns: Vec<Option<Conn>>,
     /// Number of `Some` slots.
     live: usize,
-    /// The configuration every session is built from.
+    /// The configuration (driver settings; sessions get `limits`).
     config: Config,
+    /// What every session is allowed, from `config`.
+    limits: Limits,
+    /// The services every session serves.
+    router: Rc<Router>,
+    /// The zero of the timestamps the sessions get (the core reads no clock).
+    epoch: Instant,
     /// Set when shutdown started: the instant the drain gives up.
     drain_deadline: Option<Instant>,
     /// A second signal asked to stop draining.
@@ -176,6 +186,8 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         .add(&signals, Event::readable(SIGNAL))
         .map_err(ServeError::Io)?;
     super::log_startup(listener.local_addr().map_err(ServeError::Io)?, &config);
+    let limits = config.session_limits();
+    let router = Rc::new(services::router(config.max_message_size));
     let mut server = Server {
         poller,
         listener: Some(listener),
@@ -188,6 +200,9 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         accept_paused_until: None,
         refused: Vec::new(),
         buf: vec![0; READ_BUF].into_boxed_slice(),
+        limits,
+        router,
+        epoch: Instant::now(),
         #[cfg(feature = "tls")]
         tls,
     };
@@ -195,6 +210,11 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
 }
 
 impl Server {
+    /// `now` as the sessions see it: the time since the server started.
+    fn stamp(&self, now: Instant) -> Timestamp {
+        now.saturating_duration_since(self.epoch)
+    }
+
     /// The readiness loop.
     fn serve(&mut self) -> Result<(), ServeError> {
         let mut events = Vec::new();
@@ -329,7 +349,7 @@ impl Server {
         self.poller.add(&stream, Event::none(slot + FIRST_CONN))?;
         let conn = Conn {
             stream,
-            session: Session::new(&self.config, now),
+            session: Session::new(&self.limits, Rc::clone(&self.router), self.stamp(now)),
             out: Vec::new(),
             written: 0,
             read_closed: false,
@@ -372,6 +392,7 @@ impl Server {
 
     /// A connection's socket is ready: read what it has (writing happens in `tick`).
     fn on_ready(&mut self, slot: usize, readable: bool, now: Instant) {
+        let stamp = self.stamp(now);
         let Some(Some(conn)) = self.conns.get_mut(slot) else {
             return;
         };
@@ -386,12 +407,12 @@ impl Server {
             match conn.stream.read(&mut self.buf) {
                 Ok(0) => {
                     conn.read_closed = true;
-                    conn.session.handle_read_closed(now);
+                    conn.session.handle_read_closed(stamp);
                     break;
                 }
                 Ok(n) => conn
                     .session
-                    .handle_input(self.buf.get(..n).unwrap_or_default(), now),
+                    .handle_input(self.buf.get(..n).unwrap_or_default(), stamp),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -407,10 +428,11 @@ impl Server {
     /// wakeup, which is cheap at the connection bound this server runs with.
     fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
+        let stamp = self.stamp(now);
         for (slot, entry) in self.conns.iter_mut().enumerate() {
             let Some(conn) = entry else { continue };
-            if conn.session.poll_timeout().is_some_and(|t| t <= now) {
-                conn.session.handle_timeout(now);
+            if conn.session.poll_timeout().is_some_and(|t| t <= stamp) {
+                conn.session.handle_timeout(stamp);
             }
             flush(conn);
             let flushed = conn.written >= conn.out.len();
@@ -442,7 +464,11 @@ impl Server {
                 self.live -= 1;
                 continue;
             }
+            while let Some(report) = conn.session.poll_report() {
+                crate::debug!("{}: {report}", conn.peer);
+            }
             if let Some(t) = conn.session.poll_timeout() {
+                let t = self.epoch + t;
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }

@@ -20,7 +20,6 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -32,7 +31,7 @@ use super::frame::{GoAway, Ping, RstStream, Settings, WindowUpdate};
 use super::hpack::{Decoder, Encoder};
 use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
 use super::stream::StreamMap;
-pub use super::{Limits, RequestHead};
+pub use super::{Limits, RequestHead, Timestamp};
 
 /// Output waiting for the driver (queued frames plus response DATA that flow
 /// control allows) above which [`Connection::wants_input`] turns false: a
@@ -95,6 +94,47 @@ pub enum Event {
         code: ErrorCode,
     },
 }
+
+/// Something worth a debug log line that the application need not act on;
+/// the core does no logging itself, the driver logs these
+/// ([`Connection::poll_report`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// We reset a stream for a protocol error (RST_STREAM sent).
+    StreamError {
+        /// The stream.
+        id: u32,
+        /// The RST_STREAM code.
+        code: ErrorCode,
+        /// Which rule the peer broke.
+        reason: &'static str,
+    },
+    /// The peer sent GOAWAY.
+    PeerGoAway {
+        /// Its error code.
+        code: ErrorCode,
+        /// The last stream it will have processed.
+        last_stream_id: u32,
+    },
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Report::StreamError { id, code, reason } => {
+                write!(f, "h2: resetting stream {id}: {code}: {reason}")
+            }
+            Report::PeerGoAway {
+                code,
+                last_stream_id,
+            } => write!(f, "h2: peer GOAWAY {code} last stream {last_stream_id}"),
+        }
+    }
+}
+
+/// Reports kept for the driver at most; older ones are dropped (a flood of
+/// stream errors must not grow memory).
+const MAX_REPORTS: usize = 8;
 
 /// Why a `send_*` call was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,13 +212,15 @@ pub struct Connection {
     limits: Limits,
     phase: Phase,
     /// The latest time the driver told us about.
-    now: Instant,
+    now: Timestamp,
     /// A partial frame carried over between `handle_input` calls (empty, and
     /// unallocated, most of the time).
     inbuf: Vec<u8>,
     /// Control frames and HEADERS not yet handed to `poll_transmit`.
     out: Vec<u8>,
     events: VecDeque<Event>,
+    /// Diagnostics for the driver's log, at most [`MAX_REPORTS`].
+    reports: Vec<Report>,
     decoder: Decoder,
     encoder: Encoder,
     peer: PeerSettings,
@@ -201,7 +243,7 @@ pub struct Connection {
     local_resets: usize,
     /// Peer resets in the current window, and when the window started.
     peer_resets: u32,
-    peer_reset_window: Instant,
+    peer_reset_window: Timestamp,
     /// The peer acknowledged our SETTINGS.
     settings_acked: bool,
     /// We sent GOAWAY: refuse new streams.
@@ -213,13 +255,13 @@ pub struct Connection {
     close_when_idle: bool,
     /// The peer closed its write side.
     read_closed: bool,
-    handshake_deadline: Option<Instant>,
+    handshake_deadline: Option<Timestamp>,
     /// When the last stream closed (idle timer start), if none is open.
-    idle_since: Option<Instant>,
+    idle_since: Option<Timestamp>,
     /// When input last arrived (keepalive timer start).
-    last_input: Instant,
+    last_input: Timestamp,
     /// When our outstanding keepalive PING times out.
-    ping_deadline: Option<Instant>,
+    ping_deadline: Option<Timestamp>,
     /// Round-robin position for response DATA.
     next_stream: u32,
     /// Scratch space for encoding one header block (kept: a few dozen bytes).
@@ -242,7 +284,7 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// A new server connection; our SETTINGS (and a connection WINDOW_UPDATE
     /// if our window is larger than the default) are queued at once (§3.4).
-    pub fn new(mut limits: Limits, now: Instant) -> Connection {
+    pub fn new(mut limits: Limits, now: Timestamp) -> Connection {
         // Values the RFC does not allow us to advertise are brought into range (§6.5.2).
         limits.max_frame_size = limits
             .max_frame_size
@@ -271,6 +313,7 @@ impl Connection {
             inbuf: Vec::new(),
             out,
             events: VecDeque::new(),
+            reports: Vec::new(),
             peer: PeerSettings::default(),
             streams: StreamMap::default(),
             max_seen_id: 0,
@@ -300,18 +343,54 @@ impl Connection {
     }
 
     /// The next event for the application, if any. Polling a [`Event::Data`]
-    /// returns its bytes to the client's flow-control credit.
+    /// returns its bytes to the client's connection-level credit; the
+    /// stream's credit comes back only through
+    /// [`Connection::release_stream_credit`], once the application consumed
+    /// the bytes.
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         if self.events.is_empty() && self.events.capacity() > 64 {
             // A burst is over: give the memory back (idle connections stay small).
             self.events = VecDeque::new();
         }
-        if let Event::Data { id, ref data, .. } = ev {
+        if let Event::Data { ref data, .. } = ev {
             let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
-            self.release_credit(id, n);
+            self.release_credit(0, n);
         }
         Some(ev)
+    }
+
+    /// The next diagnostic for the driver's debug log, oldest first.
+    pub fn poll_report(&mut self) -> Option<Report> {
+        if self.reports.is_empty() {
+            return None;
+        }
+        Some(self.reports.remove(0))
+    }
+
+    /// Keeps `r` for [`Connection::poll_report`], dropping the oldest past the bound.
+    fn report(&mut self, r: Report) {
+        if self.reports.len() >= MAX_REPORTS {
+            self.reports.remove(0);
+        }
+        self.reports.push(r);
+    }
+
+    /// Returns `n` bytes of stream `id`'s receive credit to the client
+    /// (WINDOW_UPDATE when a batch is due), for request DATA the application
+    /// has consumed. Holding it back is backpressure: the client can send at
+    /// most one stream window more, so a slow consumer slows its client
+    /// without holding up the connection's other streams.
+    pub fn release_stream_credit(&mut self, id: u32, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n == 0 || self.phase == Phase::Closed {
+            return;
+        }
+        if let Some(s) = self.streams.get_mut(id).filter(|s| !s.recv_closed) {
+            if let Some(inc) = s.recv_window.release(n) {
+                WindowUpdate::encode(id, inc, &mut self.out);
+            }
+        }
     }
 
     /// Hands consumed DATA credit back (WINDOW_UPDATE when a batch is due).
@@ -331,12 +410,12 @@ impl Connection {
     }
 
     /// The earliest time [`Connection::handle_timeout`] must be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
         if self.phase == Phase::Closed {
             return None;
         }
         let mut t = self.handshake_deadline;
-        let mut earliest = |d: Option<Instant>| {
+        let mut earliest = |d: Option<Timestamp>| {
             if let Some(d) = d {
                 t = Some(t.map_or(d, |t| t.min(d)));
             }
@@ -353,7 +432,7 @@ impl Connection {
     }
 
     /// Runs the timers due at `now`: handshake, idle and keepalive.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Timestamp) {
         self.now = now;
         match self.phase {
             Phase::Closed => return,
@@ -542,7 +621,11 @@ impl Connection {
 
     /// Stream error: RST_STREAM with the code (§5.4.2), counted against `max_local_resets`.
     fn stream_error(&mut self, e: StreamError) {
-        crate::debug!("h2: resetting stream {}: {}: {}", e.id, e.code, e.reason);
+        self.report(Report::StreamError {
+            id: e.id,
+            code: e.code,
+            reason: e.reason,
+        });
         self.reset_stream(e.id, e.code, true);
     }
 

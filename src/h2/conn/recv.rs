@@ -2,13 +2,11 @@
 //! Frame-local checks are in `crate::h2::frame`; the checks here need the
 //! connection or stream state, each beside its RFC 9113 sentence.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 
 use super::{
-    Block, Connection, Event, Phase, Target, KEEPALIVE_PING, MIN_PEER_RESETS, OUTPUT_HARD_LIMIT,
-    PREFACE, RESET_WINDOW,
+    Block, Connection, Event, Phase, Report, Target, KEEPALIVE_PING, MIN_PEER_RESETS,
+    OUTPUT_HARD_LIMIT, PREFACE, RESET_WINDOW,
 };
 use crate::h2::error::{Error, ErrorCode};
 use crate::h2::frame::{
@@ -22,24 +20,44 @@ use crate::h2::stream::{SendState, Stream};
 impl Connection {
     /// Feeds bytes read from the socket. Complete frames are parsed straight
     /// from `bytes`; only a partial trailing frame is copied.
-    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+    pub fn handle_input(&mut self, bytes: &[u8], now: super::Timestamp) {
+        let mut input = bytes;
+        while !input.is_empty() {
+            let n = self.handle_input_until_event(input, now);
+            input = input.get(n..).unwrap_or_default();
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Like [`Connection::handle_input`], but stops after the first frame
+    /// that produced an event and returns how many bytes of `bytes` it used
+    /// (all of them if no event came). An application that takes the events
+    /// before feeding the rest acts on every frame at the same point of the
+    /// input, so the connection answers the same whatever the read
+    /// boundaries were.
+    pub fn handle_input_until_event(&mut self, bytes: &[u8], now: super::Timestamp) -> usize {
         self.now = now;
         if self.phase == Phase::Closed || self.read_closed {
-            return;
+            return bytes.len();
         }
         if !bytes.is_empty() {
             // Any input shows the peer is alive: restart the keepalive timer.
             self.last_input = now;
             self.ping_deadline = None;
         }
+        let events = self.events.len();
         let mut input = bytes;
+        let used = |input: &[u8]| bytes.len() - input.len();
         if let Phase::Preface(matched) = self.phase {
             let want = PREFACE.get(matched..).unwrap_or(&[]);
             let n = want.len().min(input.len());
             // §3.4: "Clients and servers MUST treat an invalid connection preface as a
             // connection error of type PROTOCOL_ERROR."
             if input.get(..n) != want.get(..n) {
-                return self.close_with(ErrorCode::ProtocolError, "invalid connection preface");
+                self.close_with(ErrorCode::ProtocolError, "invalid connection preface");
+                return bytes.len();
             }
             input = input.get(n..).unwrap_or(&[]);
             self.phase = if matched + n == PREFACE.len() {
@@ -48,16 +66,20 @@ impl Connection {
                 Phase::Preface(matched + n)
             };
             if let Phase::Preface(_) = self.phase {
-                return;
+                return bytes.len();
             }
         }
         // Finish a frame carried over from the last call.
         if !self.inbuf.is_empty() {
             input = self.fill_partial(input);
-            if self.inbuf.is_empty() || self.phase == Phase::Closed {
-                // (consumed a whole frame, or closed)
-            } else {
-                return; // still partial; everything was buffered
+            if self.phase == Phase::Closed {
+                return bytes.len();
+            }
+            if !self.inbuf.is_empty() {
+                return bytes.len(); // still partial; everything was buffered
+            }
+            if self.events.len() > events {
+                return used(input);
             }
         }
         // Parse whole frames directly from the input.
@@ -66,7 +88,8 @@ impl Connection {
                 break;
             };
             if let Err(e) = self.check_length(&head) {
-                return self.on_error(e);
+                self.on_error(e);
+                return bytes.len();
             }
             let end = HEAD_LEN + head.length as usize;
             let Some(payload) = input.get(HEAD_LEN..end) else {
@@ -74,6 +97,9 @@ impl Connection {
             };
             self.frame(&head, payload);
             input = input.get(end..).unwrap_or(&[]);
+            if self.events.len() > events {
+                return used(input);
+            }
         }
         if self.phase != Phase::Closed && !input.is_empty() {
             // Keep the partial frame; at most one frame header + our MAX_FRAME_SIZE.
@@ -84,6 +110,7 @@ impl Connection {
                 }
             }
         }
+        bytes.len()
     }
 
     /// Completes the buffered partial frame from `input`; returns the rest of `input`.
@@ -582,7 +609,7 @@ impl Connection {
             return Ok(()); // already closed: nothing to do
         }
         // Rapid reset (CVE-2023-44487): bound peer resets per time window.
-        if self.now.duration_since(self.peer_reset_window) > RESET_WINDOW {
+        if self.now.saturating_sub(self.peer_reset_window) > RESET_WINDOW {
             self.peer_reset_window = self.now;
             self.peer_resets = 0;
         }
@@ -640,11 +667,10 @@ impl Connection {
     }
 
     fn recv_goaway(&mut self, g: GoAway) {
-        crate::debug!(
-            "h2: peer GOAWAY {} last stream {}",
-            g.code,
-            g.last_stream_id
-        );
+        self.report(Report::PeerGoAway {
+            code: g.code,
+            last_stream_id: g.last_stream_id,
+        });
         // §6.8: the peer will open no new streams; finish the ones we have, then close.
         self.close_when_idle = true;
         self.maybe_finish();

@@ -28,16 +28,20 @@ pub(super) struct LimitedBody {
     limit: usize,
     /// Where the message framing is at in the bytes seen so far.
     framing: Framing,
-    /// Set after the limit was exceeded: the body yields nothing more.
+    /// The method takes one request message (unary, server streaming): a
+    /// second one fails the call (see `crate::service::CARDINALITY`).
+    one_message: bool,
+    /// Set after a check failed: the body yields nothing more.
     failed: bool,
 }
 
 impl LimitedBody {
-    fn new(inner: Incoming, limit: usize) -> LimitedBody {
+    fn new(inner: Incoming, limit: usize, one_message: bool) -> LimitedBody {
         LimitedBody {
             inner,
             limit,
             framing: Framing::default(),
+            one_message,
             failed: false,
         }
     }
@@ -53,6 +57,8 @@ struct Framing {
     prefix_len: usize,
     /// Payload bytes of the current message still to come.
     remaining: usize,
+    /// Message prefixes seen so far.
+    messages: usize,
 }
 
 impl Framing {
@@ -75,6 +81,7 @@ impl Framing {
             chunk = rest;
             if self.prefix_len == 5 {
                 self.prefix_len = 0;
+                self.messages += 1;
                 let [_flag, a, b, c, d] = self.prefix;
                 let len = u32::from_be_bytes([a, b, c, d]) as usize;
                 if len > limit {
@@ -116,6 +123,14 @@ impl http_body::Body for LimitedBody {
             ));
             return Poll::Ready(Some(Err(status.into())));
         }
+        if this.one_message && this.framing.messages > 1 {
+            this.failed = true;
+            let status = tonic::Status::new(
+                tonic::Code::from_i32(crate::service::CARDINALITY as i32),
+                crate::service::CARDINALITY_MESSAGE,
+            );
+            return Poll::Ready(Some(Err(status.into())));
+        }
         Poll::Ready(Some(Ok(frame)))
     }
 
@@ -152,10 +167,11 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
             .and_then(|v| crate::grpc::timeout::parse(v.as_bytes()).ok())
             .and_then(|timeout| Instant::now().checked_add(timeout));
         let limit = self.shared.config.max_message_size;
+        let one_message = crate::proto::ONE_REQUEST_PATHS.contains(&request.uri().path());
         let call = self
             .shared
             .routes
-            .call(request.map(|body| LimitedBody::new(body, limit)));
+            .call(request.map(|body| LimitedBody::new(body, limit, one_message)));
         Box::pin(async move {
             let response = match deadline {
                 None => call.await,

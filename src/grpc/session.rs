@@ -378,6 +378,11 @@ impl Session {
                 Ok(handler) => call.handler = Some(handler),
                 Err(status) => return self.fail_early(id, &call.meta, &status),
             }
+            // A bidirectional call's response starts at once (as tonic's):
+            // a client may wait for the headers before it sends anything.
+            if kind == Kind::Bidi && !send_headers(&mut self.conn, &mut call) {
+                return;
+            }
         }
         self.calls.push(call);
         self.drive(id);
@@ -453,17 +458,8 @@ impl Session {
                             format!("Error, encoded message length too large: found {len} bytes, the limit is: {} bytes", self.max_send),
                         ));
                     }
-                    if !call.meta.headers_sent {
-                        call.meta.headers_sent = true;
-                        let mut fields: Vec<(&[u8], &[u8])> = vec![(b"content-type", CONTENT_TYPE)];
-                        fields.extend(call.meta.headers.iter());
-                        if self
-                            .conn
-                            .send_headers(call.id, 200, &fields, false)
-                            .is_err()
-                        {
-                            return Step::Gone;
-                        }
+                    if !send_headers(&mut self.conn, call) {
+                        return Step::Gone;
                     }
                     return match self.conn.send_data(call.id, reply, false) {
                         Ok(()) => Step::Again,
@@ -520,6 +516,9 @@ impl Session {
             return match self.router.start(service, method, &mut ctx, Some(request)) {
                 Ok(handler) => {
                     call.handler = Some(handler);
+                    if call.kind == Kind::ServerStreaming && !send_headers(&mut self.conn, call) {
+                        return Step::Gone;
+                    }
                     Step::Again
                 }
                 Err(status) => Step::End(status),
@@ -576,6 +575,22 @@ impl Session {
                 .send_data(id, Bytes::from_static(body.as_bytes()), true);
         }
     }
+}
+
+/// Starts `call`'s response (`:status` 200, content-type, the handler's
+/// initial metadata) unless it has started; false if the stream is gone.
+///
+/// Streaming-response calls start it as soon as the handler is created, as
+/// tonic does; unary and client-streaming calls with their one reply, so an
+/// early error can still be a Trailers-Only response.
+fn send_headers(conn: &mut Connection, call: &mut Call) -> bool {
+    if call.meta.headers_sent {
+        return true;
+    }
+    call.meta.headers_sent = true;
+    let mut fields: Vec<(&[u8], &[u8])> = vec![(b"content-type", CONTENT_TYPE)];
+    fields.extend(call.meta.headers.iter());
+    conn.send_headers(call.id, 200, &fields, false).is_ok()
 }
 
 /// gRPC spec: `Content-Type → "content-type" "application/grpc" [("+proto" /

@@ -10,6 +10,9 @@
 //! | `tokio/call.rs` | one call: content-type check, `grpc-timeout`, request size limit, accounting |
 //! | `tokio/routes.rs` | the services (Echo via [`crate::service::reply`], health, reflection) by `:path` |
 //! | `tokio/reflection.rs` | server reflection v1 and v1alpha over the descriptor set |
+//! | `tokio/interop.rs` | grpc's interop TestService over [`crate::service::interop`] (feature `interop`) |
+//! | `tokio/telemetry.rs` | board telemetry over [`crate::service::telemetry`] (feature `telemetry`) |
+//! | `tokio/stream.rs` | response streams fed by a task through a one-message channel |
 //!
 //! We drive hyper ourselves instead of using `tonic::transport::Server`: it
 //! lets us own the accept loop (connection cap), the per-connection timers,
@@ -21,8 +24,13 @@
 
 mod call;
 mod connection;
+#[cfg(feature = "interop")]
+mod interop;
 mod reflection;
 mod routes;
+mod stream;
+#[cfg(feature = "telemetry")]
+mod telemetry;
 
 use std::future::{poll_fn, Future};
 use std::io;

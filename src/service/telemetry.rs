@@ -48,19 +48,20 @@ impl WatchPlan {
 /// otherwise it must be within [`MIN_INTERVAL_MS`]..=[`MAX_INTERVAL_MS`]
 /// (INVALID_ARGUMENT with the reason if not); `count` 0 means no end.
 pub fn watch_plan(request: &WatchRequest) -> Result<WatchPlan, (Code, String)> {
-    let interval =
-        match request.interval_ms {
-            0 => DEFAULT_INTERVAL,
-            ms if (MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms) => {
-                Duration::from_millis(u64::from(ms))
-            }
-            ms => return Err((
+    let interval = match request.interval_ms {
+        0 => DEFAULT_INTERVAL,
+        ms if (MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&ms) => {
+            Duration::from_millis(u64::from(ms))
+        }
+        ms => {
+            return Err((
                 Code::InvalidArgument,
                 format!(
                     "interval_ms {ms} is outside {MIN_INTERVAL_MS}..={MAX_INTERVAL_MS} (0 = 1000)"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let count = (request.count != 0).then_some(request.count);
     Ok(WatchPlan { interval, count })
 }

@@ -14,13 +14,12 @@ use tonic::codegen::tokio_stream::Stream;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
-use tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer;
-use tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer as AlphaReflectionServer;
 
 use super::call::LimitedBody;
-use super::reflection;
+use super::reflection::{ReflectionService, V1Alpha, V1};
 use super::stream::{channel, pause, ChannelStream};
 use crate::config::Config;
+use crate::grpc::reflection::Reflection;
 use crate::proto::echo::echo_server::{Echo, EchoServer};
 use crate::proto::echo::{EchoManyRequest, EchoReply, EchoRequest};
 use crate::server::ServeError;
@@ -204,20 +203,18 @@ pub(super) async fn routes(
             .max_encoding_message_size(encode),
     );
 
-    let index = reflection::Index::new(&[
+    // Reflection last, so it can list every service registered before it.
+    let served = routes.0.iter().map(|(name, _)| *name);
+    let index = Reflection::new(
         crate::proto::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ])
-    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection descriptors: {e}"))))?;
+        served.chain([
+            crate::grpc::reflection::V1,
+            crate::grpc::reflection::V1ALPHA,
+        ]),
+    )
+    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection: {e}"))))?;
     let index = Arc::new(index);
-    routes.add(
-        ServerReflectionServer::new(reflection::ReflectionV1(Arc::clone(&index)))
-            .max_decoding_message_size(decode),
-    );
-    routes.add(
-        AlphaReflectionServer::new(reflection::ReflectionV1Alpha(index))
-            .max_decoding_message_size(decode),
-    );
+    routes.add(ReflectionService::<V1>::new(Arc::clone(&index), decode));
+    routes.add(ReflectionService::<V1Alpha>::new(index, decode));
     Ok((reporter, routes))
 }

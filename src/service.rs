@@ -4,6 +4,15 @@
 //! Echo RPC, and the status each kind of bad request gets, so the same input
 //! yields the same answer whichever server answers. The flavours only adapt
 //! these functions to their service APIs.
+//!
+//! The optional services keep their logic in submodules the same way:
+//! [`interop`] (grpc's interop TestService, feature `interop`) and
+//! [`telemetry`] (board readings, feature `telemetry`).
+
+#[cfg(feature = "interop")]
+pub mod interop;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 use std::time::Duration;
 

@@ -6,55 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::clients::{self, python};
 use common::{run, Output, Server};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn venv_python() -> PathBuf {
-    let python = Path::new(ROOT).join("target/interop/venv/bin/python");
-    let stubs = Path::new(ROOT).join("target/interop/gen/echo_pb2_grpc.py");
-    assert!(
-        python.exists() && stubs.exists(),
-        "the Python interop clients are not installed ({} / {} missing): \
-         run scripts/test, which sets them up (or tests/interop/setup.sh)",
-        python.display(),
-        stubs.display()
-    );
-    python
-}
-
-fn python(script: &str, args: &[&str]) -> Output {
-    let python = venv_python();
-    let script = Path::new(ROOT).join("tests/interop/python").join(script);
-    let gen = Path::new(ROOT).join("target/interop/gen");
-    let mut all = vec![script.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run(
-        python.to_str().expect("utf-8 path"),
-        &all,
-        &[
-            ("PYTHONPATH", gen.to_str().expect("utf-8 path")),
-            ("PYTHONDONTWRITEBYTECODE", "1"),
-        ],
-        CLIENT_TIMEOUT,
-    )
-}
-
 fn node_client(args: &[&str]) -> Output {
-    let dir = Path::new(ROOT).join("tests/interop/node");
-    assert!(
-        dir.join("node_modules/@grpc/grpc-js").exists(),
-        "the Node interop client is not installed (tests/interop/node/node_modules missing): \
-         run scripts/test, which sets it up (or tests/interop/setup.sh)"
-    );
-    let script = dir.join("client.js");
-    let mut all = vec![script.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run("node", &all, &[], CLIENT_TIMEOUT)
+    clients::node("client.js", args)
 }
 
 #[test]
@@ -90,6 +49,35 @@ fn python_health_check_is_serving() {
         "stderr:\n{}",
         out.stderr
     );
+}
+
+/// grpcio-reflection's client (v1alpha) lists the services and resolves
+/// every one to its methods from the schema files reflection sends.
+#[cfg(any(feature = "tokio-server", feature = "reflection"))]
+#[test]
+fn python_reflection_client_describes_every_service() {
+    let server = Server::start(&[]);
+    let out = python("reflection_client.py", &[&server.addr().to_string()]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for service in [
+        "echo.Echo: Reply ReplyMany ReplyJoined ReplyEach",
+        "grpc.health.v1.Health: Check Watch",
+        "grpc.reflection.v1.ServerReflection: ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection: ServerReflectionInfo",
+    ] {
+        assert!(lines.contains(&service), "no {service:?} in {lines:#?}");
+    }
+    #[cfg(all(feature = "tokio-server", feature = "interop"))]
+    assert!(
+        lines.contains(
+            &"grpc.testing.TestService: EmptyCall UnaryCall StreamingOutputCall \
+             StreamingInputCall FullDuplexCall HalfDuplexCall UnimplementedMethod"
+        ),
+        "{lines:#?}"
+    );
+    #[cfg(all(feature = "tokio-server", feature = "telemetry"))]
+    assert!(lines.contains(&"telemetry.Telemetry: Watch"), "{lines:#?}");
 }
 
 #[test]

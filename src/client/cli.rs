@@ -62,7 +62,8 @@ pub fn help() -> String {
         "echo-client {version}: calls a lean-grpc echo-server\n\n\
          Usage:\n\
          \x20 echo-client [OPTIONS] [echo] [MESSAGE...]   print the reply to MESSAGE (default \"{DEFAULT_MESSAGE}\")\n\
-         \x20 echo-client [OPTIONS] health [--service NAME]  print the serving status\n\n\
+         \x20 echo-client [OPTIONS] health [--service NAME]  print the serving status\n\
+         {streaming}\n\
          Options:\n\
          \x20 --addr ADDR        server, http://HOST:PORT or HOST:PORT [default: {DEFAULT_ADDR}]\n\
          \x20 --timeout DURATION bound on connecting and on the call, e.g. 500ms, 5s [default: 5s]\n\
@@ -74,6 +75,7 @@ pub fn help() -> String {
          Exit codes: 0 ok, {EXIT_USAGE} bad usage, {EXIT_FAILED} call failed (printed as `error: CODE: reason`),\n\
          {EXIT_NOT_SERVING} health answered but not SERVING.\n",
         version = crate::VERSION,
+        streaming = super::stream::HELP,
     )
 }
 

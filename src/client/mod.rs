@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod stream;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -161,6 +162,20 @@ pub async fn connect_tls(
         .tls_config(tls)
         .map_err(|e| ClientError::connection(Code::InvalidArgument, reason(&e), &uri))?;
     connect_endpoint(endpoint, &uri, timeout).await
+}
+
+/// Connects to a command line's target, over TLS when it names TLS files.
+pub async fn connect_target(target: &cli::Target) -> Result<Channel, ClientError> {
+    #[cfg(feature = "tls")]
+    if target.tls.is_set() {
+        let tls = target.tls.load().map_err(|e| ClientError {
+            code: Code::InvalidArgument,
+            message: e,
+            addr: None,
+        })?;
+        return connect_tls(&target.addr, target.timeout, tls).await;
+    }
+    connect(&target.addr, target.timeout).await
 }
 
 /// Connects `endpoint` (whose URI is `uri`), giving up after `timeout`.

@@ -9,6 +9,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod raw;
 
 #[cfg(feature = "client")]

@@ -74,16 +74,7 @@ fn main() -> ExitCode {
 
 /// Connects to the target, over TLS when it names TLS files.
 async fn connect(target: &cli::Target) -> Result<tonic::transport::Channel, ClientError> {
-    #[cfg(feature = "tls")]
-    if target.tls.is_set() {
-        let tls = target.tls.load().map_err(|e| ClientError {
-            code: lean_grpc::status::Code::InvalidArgument,
-            message: e,
-            addr: None,
-        })?;
-        return client::connect_tls(&target.addr, target.timeout, tls).await;
-    }
-    client::connect(&target.addr, target.timeout).await
+    client::connect_with(&target.addr, target.timeout, &target.tls).await
 }
 
 fn failed(e: &ClientError) -> ExitCode {

@@ -24,6 +24,9 @@ pub mod pb {
 use pb::server_reflection_request::MessageRequest;
 use pb::server_reflection_response::MessageResponse;
 
+/// The `v1alpha` name under which reflection is served too (same wire format).
+pub const V1ALPHA_SERVICE: &str = "grpc.reflection.v1alpha.ServerReflection";
+
 /// `google.protobuf.FileDescriptorSet`, each file kept encoded.
 #[derive(Clone, PartialEq, Message)]
 struct FileSet {
@@ -166,16 +169,19 @@ fn answer(request: &pb::ServerReflectionRequest) -> MessageResponse {
     };
     match &request.message_request {
         Some(MessageRequest::ListServices(_)) => {
-            MessageResponse::ListServicesResponse(pb::ListServiceResponse {
-                service: files
-                    .iter()
-                    .flat_map(|f| {
-                        f.view.service.iter().map(|s| pb::ServiceResponse {
-                            name: qualify(&f.view.package, &s.name),
-                        })
+            let mut service: Vec<pb::ServiceResponse> = files
+                .iter()
+                .flat_map(|f| {
+                    f.view.service.iter().map(|s| pb::ServiceResponse {
+                        name: qualify(&f.view.package, &s.name),
                     })
-                    .collect(),
-            })
+                })
+                .collect();
+            // The same service is also served under its older name (see the module doc).
+            service.push(pb::ServiceResponse {
+                name: V1ALPHA_SERVICE.into(),
+            });
+            MessageResponse::ListServicesResponse(pb::ListServiceResponse { service })
         }
         Some(MessageRequest::FileByFilename(name)) => found(
             files.iter().position(|f| &f.view.name == name),
@@ -259,7 +265,8 @@ mod tests {
             [
                 "echo.Echo",
                 "grpc.health.v1.Health",
-                "grpc.reflection.v1.ServerReflection"
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection"
             ]
         );
     }

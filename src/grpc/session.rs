@@ -13,7 +13,7 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `:method` not POST | HTTP 405, short `text/plain` body |
+//! | `:method` not POST | HTTP 405, `allow: POST`, short `text/plain` body |
 //! | `content-type` not `application/grpc[+…;…]` | HTTP 415, short `text/plain` body |
 //! | `grpc-encoding` other than `identity` | UNIMPLEMENTED + `grpc-accept-encoding: identity` |
 //! | unknown `:path` | UNIMPLEMENTED |
@@ -41,11 +41,7 @@ use crate::h2::{Connection, Event, Limits, RequestHead};
 use crate::proto::health::health_check_response::ServingStatus;
 use crate::status::Code;
 
-/// Body of the 405 answer to a non-POST request (e.g. a browser or `curl`).
-pub const NOT_POST_BODY: &str = "this is a gRPC server; use a gRPC client (method must be POST)\n";
-/// Body of the 415 answer to a request that is not `application/grpc`.
-pub const NOT_GRPC_BODY: &str =
-    "this is a gRPC server; use a gRPC client (content-type must be application/grpc)\n";
+pub use crate::service::{NOT_GRPC_BODY, NOT_POST_BODY};
 
 /// Reflection answers (bytes) one stream may have queued unsent before its
 /// call fails: a client that keeps asking but grants no flow-control window
@@ -372,8 +368,11 @@ impl Session {
     /// Health/Watch got its request: answer with the current status and
     /// keep the stream open (the next change is the shutdown).
     fn start_watch(&mut self, id: u32, msg: Bytes) {
-        let status =
-            services::health_request(msg).and_then(|s| services::health_of(&s, self.serving));
+        // health.proto: Watch of an unknown service sends SERVICE_UNKNOWN and
+        // keeps the call open (the service may appear later), unlike Check.
+        let status = services::health_request(msg).map(|s| {
+            services::health_of(&s, self.serving).unwrap_or(ServingStatus::ServiceUnknown)
+        });
         let status = match status {
             Ok(status) => status,
             Err(e) => {
@@ -456,8 +455,15 @@ impl Session {
 
     /// A plain HTTP answer for a request that is not gRPC at all.
     fn send_http_error(&mut self, id: u32, status: u16, body: &'static str) {
-        let fields: [(&[u8], &[u8]); 1] = [(b"content-type", b"text/plain; charset=utf-8")];
-        if self.conn.send_headers(id, status, &fields, false).is_ok() {
+        let text: (&[u8], &[u8]) = (b"content-type", b"text/plain; charset=utf-8");
+        // RFC 9110 §15.5.6: a 405 MUST carry Allow with the supported methods.
+        let allow: (&[u8], &[u8]) = (b"allow", b"POST");
+        let fields: &[(&[u8], &[u8])] = if status == 405 {
+            &[text, allow]
+        } else {
+            &[text]
+        };
+        if self.conn.send_headers(id, status, fields, false).is_ok() {
             let _ = self
                 .conn
                 .send_data(id, Bytes::from_static(body.as_bytes()), true);
@@ -772,6 +778,7 @@ mod tests {
         );
         let a = c.answer(1);
         assert_eq!(a.field(0, ":status"), Some("405"));
+        assert_eq!(a.field(0, "allow"), Some("POST"));
         assert!(a
             .field(0, "content-type")
             .unwrap()
@@ -945,6 +952,24 @@ mod tests {
             ]
         );
         assert_eq!(c.session.open_calls(), 0);
+    }
+
+    #[test]
+    fn watch_of_an_unknown_service_is_service_unknown_and_stays_open() {
+        let mut c = Client::new();
+        let unknown = framed(&HealthCheckRequest {
+            service: "x.Y".into(),
+        });
+        let a = c.unary(1, "/grpc.health.v1.Health/Watch", &unknown);
+        assert!(!a.ended, "watch stays open: {a:?}");
+        let r = HealthCheckResponse::decode(a.messages()[0].clone()).unwrap();
+        assert_eq!(r.status, ServingStatus::ServiceUnknown as i32);
+        assert_eq!(c.session.open_calls(), 1);
+        c.session.shutdown();
+        c.read();
+        let a = c.answer(1);
+        assert!(a.ended);
+        assert_eq!(a.grpc_status(), Some(0));
     }
 
     #[cfg(feature = "reflection")]

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod skip;
 
 #[cfg(feature = "client")]
 pub mod grpc;

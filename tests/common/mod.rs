@@ -11,6 +11,7 @@
 
 pub mod clients;
 pub mod raw;
+pub mod skip;
 
 #[cfg(feature = "client")]
 pub mod grpc;

@@ -31,8 +31,9 @@ pub struct Config {
     pub keepalive_interval: Option<Duration>,
     /// How long to wait for a keepalive PING ack before closing.
     pub keepalive_timeout: Duration,
-    /// Streams the server may reset for client errors per connection before
-    /// it closes the connection (bounds "local-error reset" floods).
+    /// Streams the server may reset for client errors per connection per
+    /// 10 s (a decaying rate) before it closes the connection (bounds
+    /// "local-error reset" floods without cutting off long busy connections).
     pub max_local_resets: usize,
     /// Whether accepted sockets get TCP_NODELAY.
     pub tcp_nodelay: bool,
@@ -151,7 +152,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "ECHO_MAX_LOCAL_RESETS",
         value: "N",
         default: "1024",
-        help: "streams reset for client errors before the connection is closed",
+        help: "streams reset for client errors per 10 s before the connection is closed",
     },
     Opt {
         flag: "tcp-nodelay",

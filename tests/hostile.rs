@@ -584,6 +584,58 @@ fn rapid_reset_is_bounded() {
     );
 }
 
+/// Issue 10 item 5: an honest, busy connection (many calls, one in ten
+/// cancelled by the client) is never cut off, however long it lives. The
+/// runtime-free core's old limits (100 peer resets per fixed 10 s window)
+/// cut this client off after about a tenth of it.
+#[test]
+fn a_busy_connection_with_cancels_is_never_cut_off() {
+    let server = Server::start(&["--max-concurrent-streams", "10"]);
+    let mut h2 = H2::open(server.addr());
+    let body = grpc_frame(&echo_request(b"busy"));
+    let started = Instant::now();
+    let mut id = 1u32;
+    let mut completed = 0;
+    // 2,000 calls in rounds of a full window; bounded in count and time.
+    for round in 0..200 {
+        let ids: Vec<u32> = (0..10).map(|n| id + 2 * n).collect();
+        id += 20;
+        for &sid in &ids {
+            assert!(h2.headers(sid, &grpc_headers(ECHO), false), "round {round}");
+        }
+        let cancelled = ids[round % 10];
+        for &sid in &ids {
+            if sid == cancelled {
+                h2.frame(ty::RST_STREAM, 0, sid, &code::CANCEL.to_be_bytes());
+            } else {
+                h2.data(sid, &body, true);
+            }
+        }
+        let answered: Vec<u32> = ids.iter().copied().filter(|&s| s != cancelled).collect();
+        assert!(
+            h2.wait_all(&answered, WAIT),
+            "round {round}: calls not answered (goaway {:?}, closed {})",
+            h2.goaway,
+            h2.closed
+        );
+        for sid in answered {
+            let r = h2.responses.remove(&sid).unwrap_or_default();
+            assert_eq!(r.grpc_status(), Some(OK), "stream {sid}: {r:?}");
+            completed += 1;
+        }
+        h2.responses.remove(&cancelled);
+        assert!(
+            h2.goaway.is_none(),
+            "cut off in round {round}: {:?}",
+            h2.goaway
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "too slow");
+    }
+    h2.sync();
+    assert!(h2.goaway.is_none() && !h2.closed, "{:?}", h2.goaway);
+    assert_eq!(completed, 1800);
+}
+
 #[test]
 fn local_error_reset_flood_is_enhance_your_calm() {
     let server = Server::start(&["--max-local-resets", "10"]);

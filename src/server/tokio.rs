@@ -17,7 +17,12 @@
 //! HTTP/1 and the tower middleware out of the binary.
 //!
 //! Not applied: hyper's `max_pending_accept_reset_streams` keeps its default
-//! (20) as there is no Config knob for it.
+//! (20) as there is no Config knob for it. Reset accounting differs from the
+//! runtime-free core's decaying rates (`crate::h2::rate`) where h2 cannot be
+//! configured: h2 counts `--max-local-resets` over a connection's lifetime
+//! (refused streams included, which an honest client that respects
+//! MAX_CONCURRENT_STREAMS never causes) and counts client cancels only for
+//! streams not yet accepted, so cancelling clients are never cut off.
 
 mod call;
 mod connection;

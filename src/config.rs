@@ -23,8 +23,13 @@ pub struct Config {
     pub max_message_size: usize,
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised per connection.
     pub max_concurrent_streams: u32,
-    /// Open connections allowed at once; new ones beyond are refused.
+    /// Open connections allowed at once; at the cap a new one takes the slot
+    /// of the longest-idle connection without calls, or is refused if every
+    /// connection has an open call (see `server::slots`).
     pub max_connections: usize,
+    /// Open connections allowed per client IP address; `None` = no cap (the
+    /// default: many boards sit behind one NAT address).
+    pub max_connections_per_ip: Option<usize>,
     /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: bound on one request's headers.
     pub max_header_list_size: u32,
     /// Interval between server keepalive PINGs on a connection; `None` = off.
@@ -124,7 +129,14 @@ pub const OPTIONS: &[Opt] = &[
         env: "ECHO_MAX_CONNECTIONS",
         value: "N",
         default: "256",
-        help: "open connections at once; more are refused",
+        help: "open connections at once; at the cap the longest-idle one without calls gives way",
+    },
+    Opt {
+        flag: "max-connections-per-ip",
+        env: "ECHO_MAX_CONNECTIONS_PER_IP",
+        value: "N",
+        default: "off",
+        help: "open connections per client address, or 'off'",
     },
     Opt {
         flag: "max-header-list-size",
@@ -219,6 +231,7 @@ impl Default for Config {
             max_message_size: 0,
             max_concurrent_streams: 0,
             max_connections: 0,
+            max_connections_per_ip: None,
             max_header_list_size: 0,
             keepalive_interval: None,
             keepalive_timeout: Duration::ZERO,
@@ -329,6 +342,12 @@ impl Config {
             "max-connections" => {
                 self.max_connections = bounded(parse_u64(v)?, 1, 1 << 20)? as usize
             }
+            "max-connections-per-ip" => {
+                self.max_connections_per_ip = match v.to_ascii_lowercase().as_str() {
+                    "off" | "none" | "0" => None,
+                    _ => Some(bounded(parse_u64(v)?, 1, 1 << 20)? as usize),
+                }
+            }
             "max-header-list-size" => {
                 self.max_header_list_size = bounded(parse_size(v)?, 1024, 16 << 20)? as u32
             }
@@ -354,11 +373,13 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "max-message-size={} max-concurrent-streams={} max-connections={} \
-             max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
+             max-connections-per-ip={} max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
              handshake-timeout={} idle-timeout={} drain-timeout={} tls={}",
             self.max_message_size,
             self.max_concurrent_streams,
             self.max_connections,
+            self.max_connections_per_ip
+                .map_or_else(|| "off".into(), |n| n.to_string()),
             self.max_header_list_size,
             show_optional(self.keepalive_interval),
             show_duration(self.keepalive_timeout),
@@ -551,6 +572,14 @@ mod tests {
         );
         assert_eq!(c.listen, "127.0.0.1:1234".parse().unwrap());
         assert_eq!(c.max_connections, 3);
+        assert_eq!(run(&[], &[]).max_connections_per_ip, None);
+        let c = run(
+            &["--max-connections-per-ip", "4"],
+            &[("ECHO_MAX_CONNECTIONS_PER_IP", "2")],
+        );
+        assert_eq!(c.max_connections_per_ip, Some(4));
+        let c = run(&[], &[("ECHO_MAX_CONNECTIONS_PER_IP", "off")]);
+        assert_eq!(c.max_connections_per_ip, None);
     }
 
     #[test]

@@ -863,11 +863,77 @@ fn streams_over_the_advertised_limit_are_refused() {
     assert_served(&server, "REFUSED_STREAM");
 }
 
+/// Opens a call on `id` whose request is not finished, and waits until the
+/// server has taken it up (it counts as an open call from then on).
+fn open_call(h2: &mut H2, id: u32) {
+    h2.headers(id, &grpc_headers(ECHO), false);
+    h2.sync();
+    // hyper hands the request to the service on its next poll.
+    thread::sleep(Duration::from_millis(100));
+}
+
+/// Finishes the call [`open_call`] opened and checks its reply.
+#[track_caller]
+fn finish_call(h2: &mut H2, id: u32, message: &str) {
+    h2.data(id, &grpc_frame(&echo_request(message.as_bytes())), true);
+    let resp = h2.response(id, WAIT);
+    assert_eq!(resp.grpc_status(), Some(OK), "stream {id}: {resp:?}");
+}
+
+/// Issue 10 item 4: at the cap, the longest-idle connection without an open
+/// call gives its slot to the newcomer (GOAWAY NO_ERROR, graceful close);
+/// busy connections are never touched.
+#[test]
+fn an_idle_connection_gives_its_slot_to_a_new_one() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let mut idle = H2::open(server.addr());
+    let mut busy = H2::open(server.addr());
+    open_call(&mut busy, 1);
+    let mut newcomer = H2::open(server.addr());
+    let g = idle.expect_goaway(code::NO_ERROR, "the idle connection gives way");
+    assert_eq!(g.last_stream, 0, "{g:?}");
+    assert_echo(&mut newcomer, 1, "took the idle slot");
+    finish_call(&mut busy, 1, "busy all along");
+    assert!(busy.goaway.is_none(), "{:?}", busy.goaway);
+    // Now both are idle; the newcomer's call ended first, so it has been
+    // idle longest and gives way to the next.
+    let mut third = H2::open(server.addr());
+    let g = newcomer.expect_goaway(code::NO_ERROR, "the longest idle gives way");
+    assert_eq!(g.code, code::NO_ERROR);
+    assert_echo(&mut third, 1, "third");
+    assert_echo(&mut busy, 3, "still served");
+}
+
+/// `--max-connections-per-ip`: one address cannot hold more; its own idle
+/// connection gives way, and when all of its connections are busy the new one
+/// is refused. Refusals are logged as one aggregate, not one line each.
+#[test]
+fn the_per_address_cap_and_quiet_refusals() {
+    let server = Server::start(&["--max-connections-per-ip", "1"]);
+    let mut first = H2::open(server.addr());
+    let mut second = H2::open(server.addr());
+    first.expect_goaway(code::NO_ERROR, "same address, idle: gives way");
+    open_call(&mut second, 1);
+    for _ in 0..20 {
+        let mut refused = H2::connect(server.addr());
+        refused.write(PREFACE);
+        refused.frame(ty::SETTINGS, 0, 0, &[]);
+        let g = refused.wait_goaway(WAIT).expect("refused with GOAWAY");
+        assert_eq!((g.last_stream, g.code), (0, code::REFUSED_STREAM), "{g:?}");
+    }
+    finish_call(&mut second, 1, "kept its slot");
+    let lines = server.log().matches("connection refused").count();
+    assert_eq!(lines, 1, "one line for 20 refusals:\n{}", server.log());
+}
+
 #[test]
 fn connections_over_the_cap_are_refused_with_goaway() {
     let server = Server::start(&["--max-connections", "2"]);
     let mut a = H2::open(server.addr());
     let mut b = H2::open(server.addr());
+    // Every slot has an open call: nobody gives way.
+    open_call(&mut a, 1);
+    open_call(&mut b, 1);
     let mut c = H2::connect(server.addr());
     c.write(PREFACE);
     c.frame(ty::SETTINGS, 0, 0, &[]);
@@ -878,8 +944,8 @@ fn connections_over_the_cap_are_refused_with_goaway() {
     assert_eq!((g.last_stream, g.code), (0, code::REFUSED_STREAM), "{g:?}");
     assert!(c.wait_closed(WAIT), "refused connection left open");
     // The admitted connections keep working.
-    assert_echo(&mut a, 1, "a");
-    assert_echo(&mut b, 1, "b");
+    finish_call(&mut a, 1, "a");
+    finish_call(&mut b, 1, "b");
     drop(a);
     assert_served(&server, "a refused connection (slot freed)");
     assert_echo(&mut b, 3, "b again");

@@ -521,6 +521,16 @@ impl Connection {
         self.streams.len()
     }
 
+    /// Since when the connection has had no open stream (since its last
+    /// input while still in the handshake); `None` while a stream is open.
+    /// The driver's fair connection slots give way to the longest idle.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if !self.streams.is_empty() {
+            return None;
+        }
+        Some(self.idle_since.unwrap_or(self.last_input))
+    }
+
     /// Connection error: GOAWAY with `code` and the last processed stream, then closed (§5.4.1).
     fn close_with(&mut self, code: ErrorCode, reason: &'static str) {
         if self.phase == Phase::Closed {

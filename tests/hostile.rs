@@ -1278,6 +1278,90 @@ fn sigterm_under_load_finishes_every_accepted_call() {
     drop(conns);
 }
 
+/// Issue 10 item 6: while draining, health answers NOT_SERVING on open
+/// connections. A Check sent in the graceful GOAWAY window (RFC 9113 §6.8:
+/// GOAWAY(2^31-1), then a PING whose ACK this client holds back) is served
+/// with NOT_SERVING, not refused; an open Watch gets NOT_SERVING and ends, so
+/// it does not hold the shutdown for the whole drain timeout.
+#[test]
+fn health_answers_not_serving_while_draining() {
+    const CHECK: &str = "/grpc.health.v1.Health/Check";
+    const WATCH: &str = "/grpc.health.v1.Health/Watch";
+    // HealthCheckResponse { status } (health.proto): SERVING = 1, NOT_SERVING = 2.
+    let serving = grpc_frame(&[0x08, 0x01]);
+    let not_serving = grpc_frame(&[0x08, 0x02]);
+    let mut server = Server::start(&["--drain-timeout", "30s"]);
+    let mut watcher = H2::open(server.addr());
+    watcher.headers(1, &grpc_headers(WATCH), false);
+    watcher.data(1, &grpc_frame(&[]), true);
+    let deadline = Instant::now() + WAIT;
+    while watcher.responses.get(&1).is_none_or(|r| r.data.is_empty()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(watcher.read_frame(left).is_some(), "no Watch answer");
+    }
+    assert_eq!(watcher.responses[&1].data, serving);
+    let mut checker = H2::open(server.addr());
+    checker.answer = false; // keeps the graceful GOAWAY window open
+    let started = Instant::now();
+    server.sigterm();
+    let g = checker.wait_goaway(WAIT).expect("first GOAWAY");
+    assert_eq!(
+        (g.last_stream, g.code),
+        (0x7fff_ffff, code::NO_ERROR),
+        "{g:?}"
+    );
+    checker.headers(1, &grpc_headers(CHECK), false);
+    checker.data(1, &grpc_frame(&[]), true);
+    let check = checker.response(1, WAIT);
+    assert_eq!(check.grpc_status(), Some(OK), "{check:?}");
+    assert_eq!(check.data, not_serving, "Check while draining: {check:?}");
+    // The Watch that was open: NOT_SERVING, then the end (status OK).
+    assert!(
+        watcher.wait_all(&[1], WAIT),
+        "Watch not ended: {:?}",
+        watcher.responses
+    );
+    let watch = &watcher.responses[&1];
+    let mut both = serving.clone();
+    both.extend(&not_serving);
+    assert_eq!(watch.data, both, "{watch:?}");
+    assert_eq!(watch.grpc_status(), Some(OK), "{watch:?}");
+    drop(checker);
+    assert!(watcher.wait_closed(WAIT), "watcher's connection not closed");
+    let status = server.wait_exit(WAIT).expect("server exited");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the drain waited {:?} (drain timeout 30 s)",
+        started.elapsed()
+    );
+}
+
+/// A second SIGTERM ends the drain at once, in both flavours.
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    let mut server = Server::start(&["--drain-timeout", "30s"]);
+    let mut h2 = H2::open(server.addr());
+    // A call that never ends holds the drain open.
+    h2.headers(1, &grpc_headers(ECHO), false);
+    h2.sync();
+    let started = Instant::now();
+    server.sigterm();
+    h2.wait_goaway(WAIT).expect("GOAWAY");
+    assert!(server.wait_for_log("shutdown requested", WAIT));
+    server.sigterm();
+    let status = server
+        .wait_exit(WAIT)
+        .expect("server exited after the second signal");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(server.log().contains("second signal"), "{}", server.log());
+}
+
 #[test]
 fn sigterm_with_a_stuck_call_exits_at_the_drain_timeout() {
     let mut server = Server::start(&["--drain-timeout", "1s"]);

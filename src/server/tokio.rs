@@ -41,7 +41,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
@@ -76,9 +76,9 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     runtime.block_on(async {
         // Signal handlers first: a SIGTERM right after the startup line must
         // be a graceful shutdown, never the default "terminate".
-        let signal = shutdown_signal().map_err(ServeError::Io)?;
+        let signals = shutdown_signals().map_err(ServeError::Io)?;
         let listener = bind(&config).await?;
-        serve(listener, config, signal).await
+        serve(listener, config, signals).await
     })
 }
 
@@ -89,11 +89,12 @@ async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
         .map_err(|e| ServeError::Bind(config.listen, e))
 }
 
-/// Serves on `listener` until `shutdown` resolves, then drains.
+/// Serves on `listener` until the first message on `signals` (or its
+/// close), then drains; a second message ends the drain at once.
 async fn serve(
     listener: TcpListener,
     config: Config,
-    shutdown: impl Future<Output = ()>,
+    mut signals: mpsc::UnboundedReceiver<()>,
 ) -> Result<(), ServeError> {
     let bound = listener.local_addr().map_err(ServeError::Io)?;
     #[cfg(feature = "tls")]
@@ -115,6 +116,9 @@ async fn serve(
     super::log_startup(bound, &shared.config);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown = async {
+        signals.recv().await;
+    };
     accept_loop(listener, &shared, stop_rx, shutdown).await;
 
     // Shutdown: health first, so probes see NOT_SERVING while we drain.
@@ -127,35 +131,58 @@ async fn serve(
     // Every connection task holds a receiver: it sends GOAWAY and finishes
     // its open streams, and `closed` resolves when the last one has ended.
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(shared.config.drain_timeout, stop_tx.closed()).await;
-    let abandoned = match drained {
-        Ok(()) => 0,
-        Err(_) => shared.calls.load(Ordering::Relaxed),
+    let drain = tokio::time::timeout(shared.config.drain_timeout, stop_tx.closed());
+    let again = async {
+        if signals.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let drained = tokio::select! {
+        drained = drain => drained.is_ok(),
+        () = again => {
+            crate::warn!("second signal: stopping without waiting for in-flight calls");
+            false
+        }
+    };
+    let abandoned = if drained {
+        0
+    } else {
+        shared.calls.load(Ordering::Relaxed)
     };
     super::log_shutdown_done(abandoned);
     Ok(())
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
+/// One message per SIGINT or SIGTERM (the first starts the drain, the
+/// second ends it), forwarded by a task that lives as long as the runtime.
 #[cfg(unix)]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+fn shutdown_signals() -> io::Result<mpsc::UnboundedReceiver<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
         }
-    })
+    });
+    Ok(rx)
 }
 
-/// Resolves on the first Ctrl-C (non-Unix systems have no SIGTERM).
+/// One message per Ctrl-C (non-Unix systems have no SIGTERM).
 #[cfg(not(unix))]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+fn shutdown_signals() -> io::Result<mpsc::UnboundedReceiver<()>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(
+        async move { while tokio::signal::ctrl_c().await.is_ok() && tx.send(()).is_ok() {} },
+    );
+    Ok(rx)
 }
 
 /// State shared by the accept loop and every connection.
@@ -470,10 +497,8 @@ mod served {
         runtime.block_on(async {
             let listener = bind(&config).await.expect("bind");
             let addr = listener.local_addr().expect("addr").to_string();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = serve(listener, config, async {
-                let _ = stopped.await;
-            });
+            let (stop, stopped) = mpsc::unbounded_channel();
+            let server = serve(listener, config, stopped);
             let test = async {
                 test(addr).await;
                 let _ = stop.send(());

@@ -71,6 +71,11 @@ const MIN_FREE_REFUSALS: u32 = 256;
 const RESET_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 /// Payload of our keepalive PINGs.
 const KEEPALIVE_PING: [u8; 8] = *b"lean-ka!";
+/// Payload of the PING that follows the first GOAWAY of a graceful shutdown:
+/// its ACK ends the window in which streams in flight may still open.
+const SHUTDOWN_PING: [u8; 8] = *b"lean-bye";
+/// The largest stream id: the first GOAWAY of a graceful shutdown (§6.8).
+const MAX_STREAM_ID: u32 = 0x7fff_ffff;
 /// The client connection preface (§3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -221,6 +226,10 @@ pub struct Connection {
     settings_acked: bool,
     /// We sent GOAWAY: refuse new streams.
     goaway_sent: bool,
+    /// Graceful shutdown, first step: GOAWAY(2^31-1) and a PING went out;
+    /// streams the client sent before seeing them are still served until
+    /// the PING's ACK brings the final GOAWAY.
+    draining: bool,
     /// Why the connection was closed for an error (the driver logs it once,
     /// with the peer's address); `None` for normal closes.
     close_error: Option<(ErrorCode, &'static str)>,
@@ -309,6 +318,7 @@ impl Connection {
             ),
             settings_acked: false,
             goaway_sent: false,
+            draining: false,
             close_error: None,
             close_when_idle: false,
             read_closed: false,
@@ -481,26 +491,42 @@ impl Connection {
         self.phase == Phase::Closed && self.out.is_empty()
     }
 
-    /// Graceful shutdown: GOAWAY(NO_ERROR, last processed stream), refuse new
-    /// streams, close once the open streams are finished.
+    /// Graceful shutdown in two steps (RFC 9113 §6.8): GOAWAY(NO_ERROR,
+    /// 2^31-1) and a PING; streams the client opened before it saw them are
+    /// still served (a health Check then answers NOT_SERVING rather than
+    /// being refused). The PING's ACK, a round trip later, brings the final
+    /// GOAWAY(NO_ERROR, last processed stream): new streams are refused and
+    /// the connection closes once the open ones are finished.
     pub fn shutdown(&mut self) {
         match self.phase {
             Phase::Closed => {}
             Phase::Preface(_) => self.close_silently(),
             Phase::AwaitSettings | Phase::Open => {
-                if !self.goaway_sent {
-                    self.goaway_sent = true;
-                    GoAway::encode(
-                        self.last_processed_id,
-                        ErrorCode::NoError,
-                        b"",
-                        &mut self.out,
-                    );
+                if !self.goaway_sent && !self.draining {
+                    self.draining = true;
+                    GoAway::encode(MAX_STREAM_ID, ErrorCode::NoError, b"", &mut self.out);
+                    Ping::encode(SHUTDOWN_PING, false, &mut self.out);
                 }
-                self.close_when_idle = true;
-                self.maybe_finish();
             }
         }
+    }
+
+    /// The second step of [`Connection::shutdown`], once the client answered
+    /// the PING: the final GOAWAY, then close when idle.
+    fn finish_draining(&mut self) {
+        if !self.draining || self.goaway_sent || self.phase == Phase::Closed {
+            return;
+        }
+        self.draining = false;
+        self.goaway_sent = true;
+        GoAway::encode(
+            self.last_processed_id,
+            ErrorCode::NoError,
+            b"",
+            &mut self.out,
+        );
+        self.close_when_idle = true;
+        self.maybe_finish();
     }
 
     /// Response DATA queued on stream `id` and not yet written (0 for an

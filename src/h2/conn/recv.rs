@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Block, Connection, Event, Phase, Target, KEEPALIVE_PING, OUTPUT_HARD_LIMIT, PREFACE};
+use super::{
+    Block, Connection, Event, Phase, Target, KEEPALIVE_PING, OUTPUT_HARD_LIMIT, PREFACE,
+    SHUTDOWN_PING,
+};
 use crate::h2::error::{Error, ErrorCode};
 use crate::h2::frame::{
     kind, settings::ACK, Data, Frame, GoAway, Head, Headers, Ping, RstStream, Settings,
@@ -173,6 +176,8 @@ impl Connection {
                 if p.ack {
                     if p.payload == KEEPALIVE_PING {
                         self.ping_deadline = None;
+                    } else if p.payload == SHUTDOWN_PING {
+                        self.finish_draining();
                     }
                 } else {
                     // §6.7: "Receivers of a PING frame that does not include an ACK flag

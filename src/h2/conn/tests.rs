@@ -965,14 +965,34 @@ fn graceful_shutdown() {
     c.send(&request(3, true));
     c.events();
     c.conn.shutdown();
+    // First step: GOAWAY(2^31-1) and a PING (§6.8).
     let out = c.read();
     assert_eq!(
         (out[0].kind, out[0].u32_at(0), out[0].code()),
-        (kind::GOAWAY, 3, 0)
+        (kind::GOAWAY, MAX_WINDOW_U32, 0)
+    );
+    assert_eq!(
+        (out[1].kind, &out[1].payload[..]),
+        (kind::PING, &b"lean-bye"[..])
+    );
+    // A stream the client sent before it saw the GOAWAY is still served.
+    c.send(&request(5, true));
+    assert!(matches!(
+        c.events().as_slice(),
+        [Event::Headers { id: 5, .. }]
+    ));
+    c.conn.send_headers(5, 200, &[], true).unwrap();
+    c.read();
+    // The PING's ACK brings the final GOAWAY with the last stream processed.
+    c.send(&frame(kind::PING, ACK, 0, b"lean-bye"));
+    let out = c.read();
+    assert_eq!(
+        (out[0].kind, out[0].u32_at(0), out[0].code()),
+        (kind::GOAWAY, 5, 0)
     );
     // Later streams are refused; open ones finish.
-    c.send(&request(5, true));
-    c.expect_rst(5, ErrorCode::RefusedStream);
+    c.send(&request(7, true));
+    c.expect_rst(7, ErrorCode::RefusedStream);
     assert!(c.events().is_empty());
     c.conn.send_headers(1, 200, &[], true).unwrap();
     c.read();

@@ -89,6 +89,7 @@ async fn serve_http2<S>(
     let service = CallService {
         shared: Arc::clone(&shared),
         conn: Arc::clone(&state),
+        stop: stop.clone(),
     };
     let conn = shared.http2.serve_connection(io, service);
     tokio::pin!(conn);

@@ -23,16 +23,22 @@ pub struct Config {
     pub max_message_size: usize,
     /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised per connection.
     pub max_concurrent_streams: u32,
-    /// Open connections allowed at once; new ones beyond are refused.
+    /// Open connections allowed at once; at the cap a new one takes the slot
+    /// of the longest-idle connection without calls, or is refused if every
+    /// connection has an open call (see `server::slots`).
     pub max_connections: usize,
+    /// Open connections allowed per client IP address; `None` = no cap (the
+    /// default: many boards sit behind one NAT address).
+    pub max_connections_per_ip: Option<usize>,
     /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: bound on one request's headers.
     pub max_header_list_size: u32,
     /// Interval between server keepalive PINGs on a connection; `None` = off.
     pub keepalive_interval: Option<Duration>,
     /// How long to wait for a keepalive PING ack before closing.
     pub keepalive_timeout: Duration,
-    /// Streams the server may reset for client errors per connection before
-    /// it closes the connection (bounds "local-error reset" floods).
+    /// Streams the server may reset for client errors per connection per
+    /// 10 s (a decaying rate) before it closes the connection (bounds
+    /// "local-error reset" floods without cutting off long busy connections).
     pub max_local_resets: usize,
     /// Whether accepted sockets get TCP_NODELAY.
     pub tcp_nodelay: bool,
@@ -146,9 +152,23 @@ pub const OPTIONS: &[Opt] = &[
         env: "ECHO_MAX_CONNECTIONS",
         value: "N",
         default: "256",
-        help: "open connections at once; more are refused",
+        help: "open connections at once; at the cap the longest-idle one without calls gives way",
         set: |c, v| {
             c.max_connections = bounded(parse_u64(v)?, 1, 1 << 20)? as usize;
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "max-connections-per-ip",
+        env: "ECHO_MAX_CONNECTIONS_PER_IP",
+        value: "N",
+        default: "off",
+        help: "open connections per client address, or 'off'",
+        set: |c, v| {
+            c.max_connections_per_ip = match v.to_ascii_lowercase().as_str() {
+                "off" | "none" | "0" => None,
+                _ => Some(bounded(parse_u64(v)?, 1, 1 << 20)? as usize),
+            };
             Ok(())
         },
     },
@@ -190,7 +210,7 @@ pub const OPTIONS: &[Opt] = &[
         env: "ECHO_MAX_LOCAL_RESETS",
         value: "N",
         default: "1024",
-        help: "streams reset for client errors before the connection is closed",
+        help: "streams reset for client errors per 10 s before the connection is closed",
         set: |c, v| {
             c.max_local_resets = bounded(parse_u64(v)?, 1, 1 << 20)? as usize;
             Ok(())
@@ -293,6 +313,7 @@ impl Default for Config {
             max_message_size: 0,
             max_concurrent_streams: 0,
             max_connections: 0,
+            max_connections_per_ip: None,
             max_header_list_size: 0,
             keepalive_interval: None,
             keepalive_timeout: Duration::ZERO,
@@ -447,11 +468,13 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "max-message-size={} max-concurrent-streams={} max-connections={} \
-             max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
+             max-connections-per-ip={} max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
              handshake-timeout={} idle-timeout={} drain-timeout={} tls={}",
             self.max_message_size,
             self.max_concurrent_streams,
             self.max_connections,
+            self.max_connections_per_ip
+                .map_or_else(|| "off".into(), |n| n.to_string()),
             self.max_header_list_size,
             show_optional(self.keepalive_interval),
             show_duration(self.keepalive_timeout),
@@ -666,6 +689,14 @@ mod tests {
         );
         assert_eq!(c.listen, "127.0.0.1:1234".parse().unwrap());
         assert_eq!(c.max_connections, 3);
+        assert_eq!(run(&[], &[]).max_connections_per_ip, None);
+        let c = run(
+            &["--max-connections-per-ip", "4"],
+            &[("ECHO_MAX_CONNECTIONS_PER_IP", "2")],
+        );
+        assert_eq!(c.max_connections_per_ip, Some(4));
+        let c = run(&[], &[("ECHO_MAX_CONNECTIONS_PER_IP", "off")]);
+        assert_eq!(c.max_connections_per_ip, None);
     }
 
     #[test]

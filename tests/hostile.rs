@@ -596,6 +596,58 @@ fn rapid_reset_is_bounded() {
     );
 }
 
+/// Issue 10 item 5: an honest, busy connection (many calls, one in ten
+/// cancelled by the client) is never cut off, however long it lives. The
+/// runtime-free core's old limits (100 peer resets per fixed 10 s window)
+/// cut this client off after about a tenth of it.
+#[test]
+fn a_busy_connection_with_cancels_is_never_cut_off() {
+    let server = Server::start(&["--max-concurrent-streams", "10"]);
+    let mut h2 = H2::open(server.addr());
+    let body = grpc_frame(&echo_request(b"busy"));
+    let started = Instant::now();
+    let mut id = 1u32;
+    let mut completed = 0;
+    // 2,000 calls in rounds of a full window; bounded in count and time.
+    for round in 0..200 {
+        let ids: Vec<u32> = (0..10).map(|n| id + 2 * n).collect();
+        id += 20;
+        for &sid in &ids {
+            assert!(h2.headers(sid, &grpc_headers(ECHO), false), "round {round}");
+        }
+        let cancelled = ids[round % 10];
+        for &sid in &ids {
+            if sid == cancelled {
+                h2.frame(ty::RST_STREAM, 0, sid, &code::CANCEL.to_be_bytes());
+            } else {
+                h2.data(sid, &body, true);
+            }
+        }
+        let answered: Vec<u32> = ids.iter().copied().filter(|&s| s != cancelled).collect();
+        assert!(
+            h2.wait_all(&answered, WAIT),
+            "round {round}: calls not answered (goaway {:?}, closed {})",
+            h2.goaway,
+            h2.closed
+        );
+        for sid in answered {
+            let r = h2.responses.remove(&sid).unwrap_or_default();
+            assert_eq!(r.grpc_status(), Some(OK), "stream {sid}: {r:?}");
+            completed += 1;
+        }
+        h2.responses.remove(&cancelled);
+        assert!(
+            h2.goaway.is_none(),
+            "cut off in round {round}: {:?}",
+            h2.goaway
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "too slow");
+    }
+    h2.sync();
+    assert!(h2.goaway.is_none() && !h2.closed, "{:?}", h2.goaway);
+    assert_eq!(completed, 1800);
+}
+
 #[test]
 fn local_error_reset_flood_is_enhance_your_calm() {
     let server = Server::start(&["--max-local-resets", "10"]);
@@ -823,11 +875,77 @@ fn streams_over_the_advertised_limit_are_refused() {
     assert_served(&server, "REFUSED_STREAM");
 }
 
+/// Opens a call on `id` whose request is not finished, and waits until the
+/// server has taken it up (it counts as an open call from then on).
+fn open_call(h2: &mut H2, id: u32) {
+    h2.headers(id, &grpc_headers(ECHO), false);
+    h2.sync();
+    // hyper hands the request to the service on its next poll.
+    thread::sleep(Duration::from_millis(100));
+}
+
+/// Finishes the call [`open_call`] opened and checks its reply.
+#[track_caller]
+fn finish_call(h2: &mut H2, id: u32, message: &str) {
+    h2.data(id, &grpc_frame(&echo_request(message.as_bytes())), true);
+    let resp = h2.response(id, WAIT);
+    assert_eq!(resp.grpc_status(), Some(OK), "stream {id}: {resp:?}");
+}
+
+/// Issue 10 item 4: at the cap, the longest-idle connection without an open
+/// call gives its slot to the newcomer (GOAWAY NO_ERROR, graceful close);
+/// busy connections are never touched.
+#[test]
+fn an_idle_connection_gives_its_slot_to_a_new_one() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let mut idle = H2::open(server.addr());
+    let mut busy = H2::open(server.addr());
+    open_call(&mut busy, 1);
+    let mut newcomer = H2::open(server.addr());
+    let g = idle.expect_goaway(code::NO_ERROR, "the idle connection gives way");
+    assert_eq!(g.last_stream, 0, "{g:?}");
+    assert_echo(&mut newcomer, 1, "took the idle slot");
+    finish_call(&mut busy, 1, "busy all along");
+    assert!(busy.goaway.is_none(), "{:?}", busy.goaway);
+    // Now both are idle; the newcomer's call ended first, so it has been
+    // idle longest and gives way to the next.
+    let mut third = H2::open(server.addr());
+    let g = newcomer.expect_goaway(code::NO_ERROR, "the longest idle gives way");
+    assert_eq!(g.code, code::NO_ERROR);
+    assert_echo(&mut third, 1, "third");
+    assert_echo(&mut busy, 3, "still served");
+}
+
+/// `--max-connections-per-ip`: one address cannot hold more; its own idle
+/// connection gives way, and when all of its connections are busy the new one
+/// is refused. Refusals are logged as one aggregate, not one line each.
+#[test]
+fn the_per_address_cap_and_quiet_refusals() {
+    let server = Server::start(&["--max-connections-per-ip", "1"]);
+    let mut first = H2::open(server.addr());
+    let mut second = H2::open(server.addr());
+    first.expect_goaway(code::NO_ERROR, "same address, idle: gives way");
+    open_call(&mut second, 1);
+    for _ in 0..20 {
+        let mut refused = H2::connect(server.addr());
+        refused.write(PREFACE);
+        refused.frame(ty::SETTINGS, 0, 0, &[]);
+        let g = refused.wait_goaway(WAIT).expect("refused with GOAWAY");
+        assert_eq!((g.last_stream, g.code), (0, code::REFUSED_STREAM), "{g:?}");
+    }
+    finish_call(&mut second, 1, "kept its slot");
+    let lines = server.log().matches("connection refused").count();
+    assert_eq!(lines, 1, "one line for 20 refusals:\n{}", server.log());
+}
+
 #[test]
 fn connections_over_the_cap_are_refused_with_goaway() {
     let server = Server::start(&["--max-connections", "2"]);
     let mut a = H2::open(server.addr());
     let mut b = H2::open(server.addr());
+    // Every slot has an open call: nobody gives way.
+    open_call(&mut a, 1);
+    open_call(&mut b, 1);
     let mut c = H2::connect(server.addr());
     c.write(PREFACE);
     c.frame(ty::SETTINGS, 0, 0, &[]);
@@ -838,8 +956,8 @@ fn connections_over_the_cap_are_refused_with_goaway() {
     assert_eq!((g.last_stream, g.code), (0, code::REFUSED_STREAM), "{g:?}");
     assert!(c.wait_closed(WAIT), "refused connection left open");
     // The admitted connections keep working.
-    assert_echo(&mut a, 1, "a");
-    assert_echo(&mut b, 1, "b");
+    finish_call(&mut a, 1, "a");
+    finish_call(&mut b, 1, "b");
     drop(a);
     assert_served(&server, "a refused connection (slot freed)");
     assert_echo(&mut b, 3, "b again");
@@ -1175,6 +1293,90 @@ fn sigterm_under_load_finishes_every_accepted_call() {
         "exit {took:?} after SIGTERM, drain-timeout 5s"
     );
     drop(conns);
+}
+
+/// Issue 10 item 6: while draining, health answers NOT_SERVING on open
+/// connections. A Check sent in the graceful GOAWAY window (RFC 9113 §6.8:
+/// GOAWAY(2^31-1), then a PING whose ACK this client holds back) is served
+/// with NOT_SERVING, not refused; an open Watch gets NOT_SERVING and ends, so
+/// it does not hold the shutdown for the whole drain timeout.
+#[test]
+fn health_answers_not_serving_while_draining() {
+    const CHECK: &str = "/grpc.health.v1.Health/Check";
+    const WATCH: &str = "/grpc.health.v1.Health/Watch";
+    // HealthCheckResponse { status } (health.proto): SERVING = 1, NOT_SERVING = 2.
+    let serving = grpc_frame(&[0x08, 0x01]);
+    let not_serving = grpc_frame(&[0x08, 0x02]);
+    let mut server = Server::start(&["--drain-timeout", "30s"]);
+    let mut watcher = H2::open(server.addr());
+    watcher.headers(1, &grpc_headers(WATCH), false);
+    watcher.data(1, &grpc_frame(&[]), true);
+    let deadline = Instant::now() + WAIT;
+    while watcher.responses.get(&1).is_none_or(|r| r.data.is_empty()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(watcher.read_frame(left).is_some(), "no Watch answer");
+    }
+    assert_eq!(watcher.responses[&1].data, serving);
+    let mut checker = H2::open(server.addr());
+    checker.answer = false; // keeps the graceful GOAWAY window open
+    let started = Instant::now();
+    server.sigterm();
+    let g = checker.wait_goaway(WAIT).expect("first GOAWAY");
+    assert_eq!(
+        (g.last_stream, g.code),
+        (0x7fff_ffff, code::NO_ERROR),
+        "{g:?}"
+    );
+    checker.headers(1, &grpc_headers(CHECK), false);
+    checker.data(1, &grpc_frame(&[]), true);
+    let check = checker.response(1, WAIT);
+    assert_eq!(check.grpc_status(), Some(OK), "{check:?}");
+    assert_eq!(check.data, not_serving, "Check while draining: {check:?}");
+    // The Watch that was open: NOT_SERVING, then the end (status OK).
+    assert!(
+        watcher.wait_all(&[1], WAIT),
+        "Watch not ended: {:?}",
+        watcher.responses
+    );
+    let watch = &watcher.responses[&1];
+    let mut both = serving.clone();
+    both.extend(&not_serving);
+    assert_eq!(watch.data, both, "{watch:?}");
+    assert_eq!(watch.grpc_status(), Some(OK), "{watch:?}");
+    drop(checker);
+    assert!(watcher.wait_closed(WAIT), "watcher's connection not closed");
+    let status = server.wait_exit(WAIT).expect("server exited");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the drain waited {:?} (drain timeout 30 s)",
+        started.elapsed()
+    );
+}
+
+/// A second SIGTERM ends the drain at once, in both flavours.
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    let mut server = Server::start(&["--drain-timeout", "30s"]);
+    let mut h2 = H2::open(server.addr());
+    // A call that never ends holds the drain open.
+    h2.headers(1, &grpc_headers(ECHO), false);
+    h2.sync();
+    let started = Instant::now();
+    server.sigterm();
+    h2.wait_goaway(WAIT).expect("GOAWAY");
+    assert!(server.wait_for_log("shutdown requested", WAIT));
+    server.sigterm();
+    let status = server
+        .wait_exit(WAIT)
+        .expect("server exited after the second signal");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(server.log().contains("second signal"), "{}", server.log());
 }
 
 #[test]

@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -434,5 +434,109 @@ fn grpcio_over_tls() {
         last_line(&out.stderr).starts_with("UNAVAILABLE"),
         "{}",
         out.stderr
+    );
+}
+
+/// A raw TLS client (rustls, ALPN h2) for checking the exact bytes the
+/// server sends inside TLS.
+fn raw_tls(
+    pki: &Pki,
+    addr: SocketAddr,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("ca.pem") {
+        roots.add(cert.expect("CA certificate")).expect("add CA");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// One HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.extend([kind, flags]);
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// Issue 11 item 6: with TLS on, a connection over the cap is refused inside
+/// TLS (a TLS client must be able to read the GOAWAY), never with plaintext
+/// bytes written into the TLS socket.
+#[test]
+fn over_the_cap_the_refusal_is_sent_inside_tls() {
+    use std::io::{Read, Write};
+    let pki = Pki::new("cap");
+    let mut args = pki.server_args(false);
+    args.extend(["--max-connections".into(), "1".into()]);
+    let server = start(&args);
+    // The only slot holds an open call: a health Watch (stays open).
+    let mut busy = raw_tls(&pki, server.addr());
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(4, 0, 0, &[]));
+    // Literal header fields without indexing, new names (RFC 7541 §6.2.2).
+    let mut block = Vec::new();
+    for (n, v) in [
+        (":method", "POST"),
+        (":scheme", "https"),
+        (":path", "/grpc.health.v1.Health/Watch"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        block.extend([0, n.len() as u8]);
+        block.extend(n.as_bytes());
+        block.push(v.len() as u8);
+        block.extend(v.as_bytes());
+    }
+    hello.extend(h2_frame(1, 4, 1, &block));
+    hello.extend(h2_frame(0, 1, 1, &[0, 0, 0, 0, 0]));
+    busy.write_all(&hello).expect("write");
+    // Read until the Watch's first DATA frame: the call is open.
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let watching = loop {
+        let mut at = 0;
+        let mut data = false;
+        while got.len() >= at + 9 {
+            let len = u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+            data |= got[at + 3] == 0;
+            at += 9 + len;
+        }
+        if data {
+            break true;
+        }
+        match busy.read(&mut chunk) {
+            Ok(0) | Err(_) => break false,
+            Ok(n) => got.extend(&chunk[..n]),
+        }
+    };
+    assert!(watching, "Watch did not answer: {got:?}");
+    // The refused connection completes its TLS handshake and reads SETTINGS +
+    // GOAWAY(REFUSED_STREAM) as TLS application data, then the close.
+    let mut refused = raw_tls(&pki, server.addr());
+    let mut bytes = Vec::new();
+    let end = refused.read_to_end(&mut bytes);
+    assert!(
+        end.is_ok() || matches!(&end, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{end:?}"
+    );
+    assert_eq!(
+        bytes,
+        lean_grpc::server::refuse::REFUSAL,
+        "refusal inside TLS"
     );
 }

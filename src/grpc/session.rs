@@ -265,6 +265,16 @@ impl Session {
         self.conn.poll_report()
     }
 
+    /// Since when the connection has had no open call; `None` while one is
+    /// open (see [`Connection::idle_since`]).
+    pub fn idle_since(&self) -> Option<Timestamp> {
+        if self.calls.is_empty() {
+            self.conn.idle_since()
+        } else {
+            None
+        }
+    }
+
     /// Calls not yet answered (counted as abandoned if shutdown cuts them off).
     pub fn open_calls(&self) -> usize {
         self.calls.len()

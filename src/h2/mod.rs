@@ -10,6 +10,7 @@
 //! | `hpack/` | header compression (RFC 7541) |
 //! | `settings.rs` | our SETTINGS and the peer's |
 //! | `flow.rs` | flow-control windows, both directions |
+//! | `rate.rs` | event rates that decay over a window (the reset limits) |
 //! | `stream.rs` | one stream's state (§5.1) and send queue |
 //! | `request.rs` | request header validation (§8.3) into a `RequestHead` |
 //! | `conn/` | the `Connection` state machine: `recv.rs` input, `send.rs` output |
@@ -19,6 +20,7 @@ pub mod error;
 pub mod flow;
 pub mod frame;
 pub mod hpack;
+pub mod rate;
 pub mod request;
 pub mod settings;
 pub mod stream;
@@ -43,7 +45,8 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce (RFC 9113 size).
     pub max_header_list_size: u32,
-    /// Stream errors we may cause before GOAWAY(ENHANCE_YOUR_CALM).
+    /// Stream errors the client may cause per 10 s (a decaying rate, never a
+    /// lifetime count) before GOAWAY(ENHANCE_YOUR_CALM).
     pub max_local_resets: usize,
     /// Time the client has to send the preface and its SETTINGS.
     pub handshake_timeout: Duration,

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use crate::config::Config;
 
 pub mod refuse;
+pub mod slots;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "tokio-server")]

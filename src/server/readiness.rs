@@ -25,9 +25,18 @@
 //! `add` an `unsafe fn`, and this crate forbids unsafe code. Its tree is
 //! `libc`, `cfg-if` and `log`: no async runtime.
 //!
-//! Connections over `max_connections` get [`REFUSAL`] (SETTINGS +
-//! GOAWAY(REFUSED_STREAM), the same bytes as the tokio flavour) and a FIN,
-//! and are closed once the client closes or after [`REFUSE_LINGER`].
+//! Connection slots are fair ([`super::slots`]): at `max_connections` (or
+//! `max_connections_per_ip`) a new connection takes the slot of the
+//! longest-idle connection without an open call, which gets GOAWAY(NO_ERROR)
+//! and closes. Only when every slot has an open call is the new one refused:
+//! [`REFUSAL`] (SETTINGS + GOAWAY(REFUSED_STREAM), the same bytes as the
+//! tokio flavour), sent inside TLS when TLS is on, then a FIN. Refusals are
+//! logged as one aggregate line per window, not one line each.
+//!
+//! Every connection we close after a GOAWAY (refused, evicted, idle,
+//! drained) lingers: our side is shut and its input drained until the client
+//! closes or [`REFUSE_LINGER`] passes, so closing with unread input cannot
+//! send an RST that destroys the GOAWAY at the client.
 //!
 //! TLS (feature `tls`): each socket is a [`transport::Transport`], either the
 //! plain socket or `tls::TlsStream` (rustls, itself sans-IO, over the same
@@ -50,6 +59,7 @@ use std::time::{Duration, Instant};
 use polling::{Event, Poller};
 
 use super::refuse::REFUSAL;
+use super::slots::{self, Admission, Occupant, RefusalLog};
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
@@ -81,12 +91,13 @@ const READS_PER_WAKEUP: usize = 4;
 /// out of file descriptors), the listener rests this long instead of
 /// spinning on a connection it cannot take.
 const ACCEPT_BACKOFF_MS: u64 = 100;
-/// How long a refused connection stays open (our side shut) so the client
-/// reads the GOAWAY before the socket closes: closing with its preface still
+/// How long a closed connection stays open (our side shut) so the client
+/// reads the GOAWAY before the socket closes: closing with its input still
 /// unread would send RST, which may discard the GOAWAY at the client.
 const REFUSE_LINGER: Duration = Duration::from_secs(1);
-/// Refused connections lingering at once; beyond this they are closed right
-/// after the write, so a connection flood cannot pile them up.
+/// Connections lingering at once (and TLS refusals in progress); beyond
+/// this they are closed right after the write, so a connection flood cannot
+/// pile them up.
 const MAX_LINGERING_REFUSALS: usize = 64;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
@@ -120,6 +131,24 @@ struct Conn {
     failed: bool,
     /// The client's address, for the one log line a connection error gets.
     peer: SocketAddr,
+    /// Gave up its slot (evicted for a new connection, or refused): it no
+    /// longer counts against the connection caps.
+    leaving: bool,
+    /// A refused TLS connection: only [`REFUSAL`] goes out (inside TLS),
+    /// then it closes, at the latest at this instant.
+    refusing: Option<Instant>,
+}
+
+impl Conn {
+    /// What the slot decision needs to know about this connection.
+    /// (`epoch` turns the core's timestamps back into instants.)
+    fn occupant(&self, epoch: Instant) -> Occupant {
+        Occupant {
+            ip: self.peer.ip(),
+            idle_since: self.session.idle_since().map(|t| epoch + t),
+            leaving: self.leaving,
+        }
+    }
 }
 
 /// The listening server: poller, listener, connections, shutdown state.
@@ -148,9 +177,11 @@ struct Server {
     force_stop: bool,
     /// Set after an accept error: when to re-arm the listener.
     accept_paused_until: Option<Instant>,
-    /// Refused connections waiting (until the instant) for the client to
-    /// close; oldest first.
-    refused: Vec<(TcpStream, Instant)>,
+    /// Closed connections (our side shut) waiting, until the instant, for
+    /// the client to close; oldest first.
+    lingering: Vec<(TcpStream, Instant)>,
+    /// Refusals, logged as an aggregate.
+    refusals: RefusalLog,
     /// The shared read buffer.
     buf: Box<[u8]>,
     /// Set when serving TLS: every accepted socket starts a handshake.
@@ -198,7 +229,8 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         drain_deadline: None,
         force_stop: false,
         accept_paused_until: None,
-        refused: Vec::new(),
+        lingering: Vec::new(),
+        refusals: RefusalLog::default(),
         buf: vec![0; READ_BUF].into_boxed_slice(),
         limits,
         router,
@@ -229,7 +261,8 @@ impl Server {
                 .into_iter()
                 .chain(self.drain_deadline)
                 .chain(self.accept_paused_until)
-                .chain(self.refused.first().map(|r| r.1))
+                .chain(self.lingering.first().map(|r| r.1))
+                .chain(self.refusals.due())
                 .min()
                 .map(|t: Instant| t.saturating_duration_since(Instant::now()));
             events.clear();
@@ -247,9 +280,12 @@ impl Server {
                 }
             }
             next_timer = self.tick(now);
-            // Refused connections go once the client closed or their time is up.
-            self.refused
+            // Lingering connections go once the client closed or their time is up.
+            self.lingering
                 .retain(|(stream, until)| *until > now && !drain_to_eof(stream));
+            if let Some(line) = self.refusals.flush(now) {
+                crate::warn!("{line}");
+            }
             if self.accept_paused_until.is_some_and(|t| t <= now) {
                 self.accept_paused_until = None;
                 if let Some(listener) = &self.listener {
@@ -289,12 +325,39 @@ impl Server {
                     return Ok(());
                 }
             };
-            if self.live >= self.config.max_connections {
-                self.refuse(stream, now);
-                crate::warn!("refused connection from {peer}: max-connections reached");
-                continue;
+            let per_ip = self.config.max_connections_per_ip;
+            let admission = if self.live >= self.config.max_connections || per_ip.is_some() {
+                let epoch = self.epoch;
+                let occupants = self
+                    .conns
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(slot, c)| Some((slot, c.as_ref()?.occupant(epoch))));
+                slots::admit(occupants, peer.ip(), self.config.max_connections, per_ip)
+            } else {
+                Admission::Admit
+            };
+            match admission {
+                Admission::Admit => {}
+                Admission::Evict(slot) => {
+                    if let Some(Some(victim)) = self.conns.get_mut(slot) {
+                        crate::debug!(
+                            "{}: idle connection gives its slot to {peer} (GOAWAY)",
+                            victim.peer
+                        );
+                        victim.leaving = true;
+                        victim.session.shutdown();
+                    }
+                }
+                Admission::Refuse(why) => {
+                    if let Some(line) = self.refusals.refused(now, &peer.to_string(), why) {
+                        crate::warn!("{line}");
+                    }
+                    self.refuse(stream, peer, now);
+                    continue;
+                }
             }
-            if let Err(e) = self.add_conn(stream, peer, now) {
+            if let Err(e) = self.add_conn(stream, peer, now, None) {
                 crate::warn!("cannot set up connection from {peer}: {e}");
             } else {
                 crate::debug!("connection from {peer}");
@@ -308,24 +371,52 @@ impl Server {
         Ok(())
     }
 
-    /// Answers a connection over `max_connections` with the shared
-    /// [`REFUSAL`] bytes (SETTINGS + GOAWAY(REFUSED_STREAM)), never blocking,
-    /// shuts our side, and lets it linger briefly (see [`REFUSE_LINGER`]).
-    fn refuse(&mut self, stream: TcpStream, now: Instant) {
+    /// Answers a connection refused by the caps with the shared [`REFUSAL`]
+    /// bytes (SETTINGS + GOAWAY(REFUSED_STREAM)), never blocking, shuts our
+    /// side, and lets it linger briefly (see [`REFUSE_LINGER`]). With TLS on,
+    /// the bytes go inside TLS: the connection is served as a refusing
+    /// [`Conn`] (handshake, then REFUSAL, then close) within the handshake
+    /// timeout; beyond [`MAX_LINGERING_REFUSALS`] of those it is just closed.
+    fn refuse(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            let refusing = self.conns.iter().flatten().filter(|c| c.refusing.is_some());
+            if refusing.count() < MAX_LINGERING_REFUSALS {
+                let until = now + self.config.handshake_timeout;
+                if let Err(e) = self.add_conn(stream, peer, now, Some(until)) {
+                    crate::debug!("{peer}: cannot refuse over TLS: {e}");
+                }
+            }
+            return;
+        }
+        let _ = peer;
         // A fresh socket's send buffer always takes these 56 bytes; if it
         // does not, the client just sees the close.
         let _ = stream.set_nonblocking(true);
         let _ = (&stream).write(&REFUSAL);
+        self.linger(stream, now);
+    }
+
+    /// Shuts our side of a closed connection's socket and keeps it (bounded)
+    /// until the client closes or [`REFUSE_LINGER`] passes.
+    fn linger(&mut self, stream: TcpStream, now: Instant) {
         let _ = stream.shutdown(Shutdown::Write);
-        if self.refused.len() < MAX_LINGERING_REFUSALS {
-            self.refused.push((stream, now + REFUSE_LINGER));
+        if self.lingering.len() < MAX_LINGERING_REFUSALS {
+            self.lingering.push((stream, now + REFUSE_LINGER));
         } else {
             drain_to_eof(&stream);
         }
     }
 
-    /// Registers a new connection in a free slot.
-    fn add_conn(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) -> io::Result<()> {
+    /// Registers a new connection in a free slot; `refusing`: a refused TLS
+    /// connection that only gets [`REFUSAL`], by that instant.
+    fn add_conn(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        refusing: Option<Instant>,
+    ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(self.config.tcp_nodelay)?;
         #[cfg(feature = "tls")]
@@ -350,7 +441,11 @@ impl Server {
         let conn = Conn {
             stream,
             session: Session::new(&self.limits, Rc::clone(&self.router), self.stamp(now)),
-            out: Vec::new(),
+            out: if refusing.is_some() {
+                REFUSAL.to_vec()
+            } else {
+                Vec::new()
+            },
             written: 0,
             read_closed: false,
             armed: Some(Interest {
@@ -359,6 +454,8 @@ impl Server {
             }),
             failed: false,
             peer,
+            leaving: refusing.is_some(),
+            refusing,
         };
         if let Some(entry) = self.conns.get_mut(slot) {
             *entry = Some(conn);
@@ -400,6 +497,20 @@ impl Server {
         if !readable || conn.read_closed {
             return;
         }
+        if conn.refusing.is_some() {
+            // Reads drive the TLS handshake; what the client says is dropped.
+            for _ in 0..READS_PER_WAKEUP {
+                match conn.stream.read(&mut self.buf) {
+                    Ok(0) => conn.read_closed = true,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => conn_failed(conn, "read error", &e),
+                }
+                break;
+            }
+            return;
+        }
         for _ in 0..READS_PER_WAKEUP {
             if !conn.session.wants_input() {
                 break;
@@ -429,18 +540,30 @@ impl Server {
     fn tick(&mut self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let stamp = self.stamp(now);
+        let mut to_linger = Vec::new();
         for (slot, entry) in self.conns.iter_mut().enumerate() {
             let Some(conn) = entry else { continue };
-            if conn.session.poll_timeout().is_some_and(|t| t <= stamp) {
+            let refusing = conn.refusing;
+            if refusing.is_none() && conn.session.poll_timeout().is_some_and(|t| t <= stamp) {
                 conn.session.handle_timeout(stamp);
             }
             flush(conn);
             let flushed = conn.written >= conn.out.len();
             let want = Interest {
-                read: !conn.read_closed && conn.session.wants_input(),
+                read: !conn.read_closed && (refusing.is_some() || conn.session.wants_input()),
                 write: !flushed || conn.stream.wants_write(),
             };
-            let done = conn.failed || (conn.session.is_closed() && flushed);
+            let done = conn.failed
+                || match refusing {
+                    // Refused over TLS: done once REFUSAL is through rustls
+                    // and on the wire, the client left, or time is up.
+                    Some(until) => {
+                        (flushed && !conn.stream.wants_write() && !conn.stream.is_handshaking())
+                            || conn.read_closed
+                            || now >= until
+                    }
+                    None => conn.session.is_closed() && flushed,
+                };
             if !done && conn.armed != Some(want) {
                 let key = slot + FIRST_CONN;
                 let event = match (want.read, want.write) {
@@ -460,6 +583,13 @@ impl Server {
                     crate::warn!("{}: connection error: {reason} ({code})", conn.peer);
                 }
                 let _ = self.poller.delete(&conn.stream);
+                if !conn.failed && !conn.read_closed {
+                    // Our FIN (and TLS close_notify, sent when the transport
+                    // drops) go out; the socket lingers on a duplicate.
+                    if let Ok(socket) = conn.stream.socket().try_clone() {
+                        to_linger.push(socket);
+                    }
+                }
                 *entry = None;
                 self.live -= 1;
                 continue;
@@ -467,10 +597,16 @@ impl Server {
             while let Some(report) = conn.session.poll_report() {
                 crate::debug!("{}: {report}", conn.peer);
             }
-            if let Some(t) = conn.session.poll_timeout() {
-                let t = self.epoch + t;
+            let timer = match refusing {
+                Some(until) => Some(until),
+                None => conn.session.poll_timeout().map(|t| self.epoch + t),
+            };
+            if let Some(t) = timer {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
+        }
+        for socket in to_linger {
+            self.linger(socket, now);
         }
         next
     }
@@ -493,6 +629,10 @@ fn flush(conn: &mut Conn) {
         if conn.written >= conn.out.len() {
             conn.out.clear();
             conn.written = 0;
+            if conn.refusing.is_some() {
+                // A refused connection gets REFUSAL and nothing else.
+                return;
+            }
             conn.session.poll_transmit(&mut conn.out);
             if conn.out.is_empty() {
                 if conn.out.capacity() > KEEP_OUT_CAPACITY {
@@ -602,6 +742,10 @@ mod tests {
                 if ty == SETTINGS && flags & ACK == 0 {
                     s.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap();
                 }
+                if ty == PING && flags & ACK == 0 {
+                    // (A closing server may not read it: ignore a failed write.)
+                    let _ = s.write_all(&frame(PING, ACK, 0, &f[9..]));
+                }
                 if stop(ty, flags, id) {
                     return frames;
                 }
@@ -662,11 +806,16 @@ mod tests {
         }
         assert_eq!(status.as_deref(), Some(&b"0"[..]));
 
-        // "Signal": the idle connection gets GOAWAY and is closed, the
-        // listener stops accepting, and serve returns.
+        // "Signal": the idle connection gets GOAWAY (two, §6.8) and is
+        // closed, the listener stops accepting, and serve returns.
         (&server.trigger).write_all(&[1]).unwrap();
-        let frames = read_until(&mut s, |ty, _, _| ty == GOAWAY);
-        assert!(frames.iter().any(|f| f.0 == GOAWAY));
+        let frames = read_until(&mut s, |_, _, _| false);
+        let goaways: Vec<u32> = frames
+            .iter()
+            .filter(|f| f.0 == GOAWAY)
+            .map(|f| u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]]))
+            .collect();
+        assert_eq!(goaways, [0x7fff_ffff, 1]);
         let result = server.done.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(result.is_ok());
         assert!(TcpStream::connect(server.addr).is_err(), "listener closed");
@@ -740,6 +889,7 @@ mod tests {
         assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
         drop(stuck);
         (&server.trigger).write_all(&[1]).unwrap();
+        read_until(&mut other, |_, _, _| false);
         assert!(server
             .done
             .recv_timeout(Duration::from_secs(5))
@@ -756,7 +906,12 @@ mod tests {
         let mut first = connect(server.addr);
         first.write_all(PREFACE).unwrap();
         first.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
-        read_until(&mut first, |ty, _, _| ty == SETTINGS);
+        // An open call: the only slot is busy, so it does not give way.
+        first
+            .write_all(&frame(HEADERS, END_HEADERS, 1, &block(&ECHO_FIELDS)))
+            .unwrap();
+        first.write_all(&frame(PING, 0, 0, &[0; 8])).unwrap();
+        read_until(&mut first, |ty, flags, _| ty == PING && flags & ACK != 0);
         let mut second = connect(server.addr);
         second.write_all(PREFACE).unwrap();
         let mut rest = Vec::new();
@@ -765,12 +920,16 @@ mod tests {
         second.read_to_end(&mut rest).unwrap();
         assert_eq!(rest, REFUSAL);
         // The first one still works.
-        echo_request(&mut first, 1, "still here");
+        let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
+            message: "still here".into(),
+        });
+        first.write_all(&frame(DATA, END_STREAM, 1, &body)).unwrap();
         let frames = read_until(&mut first, |ty, flags, id| {
             id == 1 && ty == HEADERS && flags & END_STREAM != 0
         });
         assert!(frames.iter().any(|f| f.0 == DATA && f.2 == 1));
         (&server.trigger).write_all(&[1]).unwrap();
+        read_until(&mut first, |_, _, _| false);
         assert!(server
             .done
             .recv_timeout(Duration::from_secs(5))

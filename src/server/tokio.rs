@@ -5,7 +5,7 @@
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `tokio.rs` | runtime, bind, signals, accept loop, connection cap ([`refuse`]), drain |
+//! | `tokio.rs` | runtime, bind, signals, accept loop, fair connection slots ([`super::slots`]), refusals ([`refuse`]), drain |
 //! | `tokio/connection.rs` | one HTTP/2 connection: hyper, plus handshake, idle and shutdown timers |
 //! | `tokio/call.rs` | one call: content-type check, `grpc-timeout`, request size limit, accounting |
 //! | `tokio/routes.rs` | the services (Echo via [`crate::service::reply`], health, reflection) by `:path` |
@@ -20,7 +20,12 @@
 //! HTTP/1 and the tower middleware out of the binary.
 //!
 //! Not applied: hyper's `max_pending_accept_reset_streams` keeps its default
-//! (20) as there is no Config knob for it.
+//! (20) as there is no Config knob for it. Reset accounting differs from the
+//! runtime-free core's decaying rates (`crate::h2::rate`) where h2 cannot be
+//! configured: h2 counts `--max-local-resets` over a connection's lifetime
+//! (refused streams included, which an honest client that respects
+//! MAX_CONCURRENT_STREAMS never causes) and counts client cancels only for
+//! streams not yet accepted, so cancelling clients are never cut off.
 
 mod call;
 mod connection;
@@ -32,23 +37,26 @@ mod stream;
 #[cfg(feature = "telemetry")]
 mod telemetry;
 
+use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Notify};
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
-use self::connection::serve_connection;
+use self::connection::{serve_connection, ConnState};
 use self::routes::{routes, EchoService, Routes};
 use super::refuse::REFUSAL;
+use super::slots::{self, Admission, Occupant, RefusalLog};
 use super::ServeError;
 use crate::config::Config;
 use crate::proto::echo::echo_server::EchoServer;
@@ -76,9 +84,9 @@ pub fn run(config: Config) -> Result<(), ServeError> {
     runtime.block_on(async {
         // Signal handlers first: a SIGTERM right after the startup line must
         // be a graceful shutdown, never the default "terminate".
-        let signal = shutdown_signal().map_err(ServeError::Io)?;
+        let signals = shutdown_signals().map_err(ServeError::Io)?;
         let listener = bind(&config).await?;
-        serve(listener, config, signal).await
+        serve(listener, config, signals).await
     })
 }
 
@@ -89,11 +97,12 @@ async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
         .map_err(|e| ServeError::Bind(config.listen, e))
 }
 
-/// Serves on `listener` until `shutdown` resolves, then drains.
+/// Serves on `listener` until the first message on `signals` (or its
+/// close), then drains; a second message ends the drain at once.
 async fn serve(
     listener: TcpListener,
     config: Config,
-    shutdown: impl Future<Output = ()>,
+    mut signals: mpsc::UnboundedReceiver<()>,
 ) -> Result<(), ServeError> {
     let bound = listener.local_addr().map_err(ServeError::Io)?;
     #[cfg(feature = "tls")]
@@ -106,7 +115,7 @@ async fn serve(
         routes,
         http2: http2_builder(&config),
         calls: Arc::new(AtomicUsize::new(0)),
-        open: Arc::new(AtomicUsize::new(0)),
+        registry: Arc::new(Mutex::new(Registry::default())),
         lingering: Arc::new(AtomicUsize::new(0)),
         config,
         #[cfg(feature = "tls")]
@@ -115,6 +124,9 @@ async fn serve(
     super::log_startup(bound, &shared.config);
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown = async {
+        signals.recv().await;
+    };
     accept_loop(listener, &shared, stop_rx, shutdown).await;
 
     // Shutdown: health first, so probes see NOT_SERVING while we drain.
@@ -127,35 +139,58 @@ async fn serve(
     // Every connection task holds a receiver: it sends GOAWAY and finishes
     // its open streams, and `closed` resolves when the last one has ended.
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(shared.config.drain_timeout, stop_tx.closed()).await;
-    let abandoned = match drained {
-        Ok(()) => 0,
-        Err(_) => shared.calls.load(Ordering::Relaxed),
+    let drain = tokio::time::timeout(shared.config.drain_timeout, stop_tx.closed());
+    let again = async {
+        if signals.recv().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let drained = tokio::select! {
+        drained = drain => drained.is_ok(),
+        () = again => {
+            crate::warn!("second signal: stopping without waiting for in-flight calls");
+            false
+        }
+    };
+    let abandoned = if drained {
+        0
+    } else {
+        shared.calls.load(Ordering::Relaxed)
     };
     super::log_shutdown_done(abandoned);
     Ok(())
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
+/// One message per SIGINT or SIGTERM (the first starts the drain, the
+/// second ends it), forwarded by a task that lives as long as the runtime.
 #[cfg(unix)]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+fn shutdown_signals() -> io::Result<mpsc::UnboundedReceiver<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if tx.send(()).is_err() {
+                return;
+            }
         }
-    })
+    });
+    Ok(rx)
 }
 
-/// Resolves on the first Ctrl-C (non-Unix systems have no SIGTERM).
+/// One message per Ctrl-C (non-Unix systems have no SIGTERM).
 #[cfg(not(unix))]
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+fn shutdown_signals() -> io::Result<mpsc::UnboundedReceiver<()>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(
+        async move { while tokio::signal::ctrl_c().await.is_ok() && tx.send(()).is_ok() {} },
+    );
+    Ok(rx)
 }
 
 /// State shared by the accept loop and every connection.
@@ -166,8 +201,8 @@ struct Shared {
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
     /// Calls in flight on all connections, for the drain report.
     calls: Arc<AtomicUsize>,
-    /// Open (accepted, not refused) connections, for the connection cap.
-    open: Arc<AtomicUsize>,
+    /// Open (accepted, not refused) connections, for the fair connection slots.
+    registry: Arc<Mutex<Registry>>,
     /// Refused connections still lingering, see [`MAX_LINGERING_REFUSALS`].
     lingering: Arc<AtomicUsize>,
     /// The configuration the server runs with.
@@ -194,6 +229,98 @@ fn http2_builder(config: &Config) -> hyper::server::conn::http2::Builder<TokioEx
     builder
 }
 
+/// Every open connection, for the fair connection slots.
+#[derive(Default)]
+struct Registry {
+    /// Key of the next connection.
+    next: u64,
+    /// Open connections by key.
+    conns: HashMap<u64, Entry>,
+}
+
+/// One open connection in the [`Registry`].
+struct Entry {
+    /// The client's address.
+    ip: IpAddr,
+    /// Its calls and idle time.
+    state: Arc<ConnState>,
+    /// Notified to make it give up its slot (GOAWAY, graceful close).
+    evict: Arc<Notify>,
+    /// Already asked to leave: holds no slot any more.
+    leaving: bool,
+}
+
+/// A connection's place in the [`Registry`]; dropping it (when hyper drops
+/// the socket) gives the slot back.
+struct Registration {
+    registry: Arc<Mutex<Registry>>,
+    key: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.registry).conns.remove(&self.key);
+    }
+}
+
+/// Locks the registry (a panic elsewhere leaves it usable: it is only counts).
+fn lock(registry: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
+    registry
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Decides on a connection from `ip` (see [`slots::admit`]); on admission
+/// registers it, after asking an idle one to give way if needed.
+fn admit(shared: &Shared, ip: IpAddr) -> Result<connection::Admitted, slots::Refusal> {
+    let mut registry = lock(&shared.registry);
+    let occupants = registry.conns.iter().map(|(key, e)| {
+        let occupant = Occupant {
+            ip: e.ip,
+            idle_since: e.state.idle_since(),
+            leaving: e.leaving,
+        };
+        (*key, occupant)
+    });
+    let config = &shared.config;
+    let admission = slots::admit(
+        occupants,
+        ip,
+        config.max_connections,
+        config.max_connections_per_ip,
+    );
+    match admission {
+        Admission::Admit => {}
+        Admission::Evict(key) => {
+            if let Some(victim) = registry.conns.get_mut(&key) {
+                victim.leaving = true;
+                victim.evict.notify_one();
+            }
+        }
+        Admission::Refuse(why) => return Err(why),
+    }
+    let key = registry.next;
+    registry.next += 1;
+    let state = Arc::new(ConnState::new());
+    let evict = Arc::new(Notify::new());
+    let entry = Entry {
+        ip,
+        state: Arc::clone(&state),
+        evict: Arc::clone(&evict),
+        leaving: false,
+    };
+    registry.conns.insert(key, entry);
+    let registration = Registration {
+        registry: Arc::clone(&shared.registry),
+        key,
+    };
+    Ok(connection::Admitted {
+        registration,
+        state,
+        evict,
+    })
+}
+
 /// Accepts connections until the shutdown signal, then returns (dropping
 /// the listener, so the port stops accepting at once).
 async fn accept_loop(
@@ -203,9 +330,19 @@ async fn accept_loop(
     signal: impl Future<Output = ()>,
 ) {
     tokio::pin!(signal);
+    let mut refusals = RefusalLog::default();
     loop {
+        let summary = refusals.due().map(tokio::time::Instant::from_std);
         let (stream, peer) = tokio::select! {
             _ = &mut signal => return,
+            () = tokio::time::sleep_until(summary.unwrap_or_else(tokio::time::Instant::now)),
+                if summary.is_some() =>
+            {
+                if let Some(line) = refusals.flush(std::time::Instant::now()) {
+                    crate::warn!("{line}");
+                }
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -218,31 +355,31 @@ async fn accept_loop(
         if let Err(e) = stream.set_nodelay(shared.config.tcp_nodelay) {
             crate::debug!("{peer}: cannot set TCP_NODELAY: {e}");
         }
-        match Slot::take(&shared.open, shared.config.max_connections) {
-            Some(slot) => {
+        match admit(shared, peer.ip()) {
+            Ok(admitted) => {
                 crate::debug!("{peer}: connection accepted");
                 tokio::spawn(serve_connection(
                     stream,
                     peer,
-                    slot,
+                    admitted,
                     Arc::clone(shared),
                     stop.clone(),
                 ));
             }
-            None => {
-                crate::warn!(
-                    "{peer}: connection refused: {} connections open (max-connections)",
-                    shared.config.max_connections
-                );
+            Err(why) => {
+                let now = std::time::Instant::now();
+                if let Some(line) = refusals.refused(now, &peer.to_string(), why) {
+                    crate::warn!("{line}");
+                }
                 let linger = Slot::take(&shared.lingering, MAX_LINGERING_REFUSALS);
-                tokio::spawn(refuse(stream, linger));
+                tokio::spawn(refuse(stream, linger, Arc::clone(shared)));
             }
         }
     }
 }
 
-/// A counted place in a bounded set (open connections, lingering refusals);
-/// dropping it gives the place back.
+/// A counted place in a bounded set (lingering refusals); dropping it gives
+/// the place back.
 struct Slot(Arc<AtomicUsize>);
 
 impl Slot {
@@ -263,30 +400,51 @@ impl Drop for Slot {
     }
 }
 
-/// Writes [`REFUSAL`] (SETTINGS + GOAWAY), closes our side, and, if a
-/// lingering slot was free, waits briefly for the client to close its side
-/// so it gets to read the GOAWAY.
-async fn refuse(mut stream: TcpStream, linger: Option<Slot>) {
+/// Refuses a connection: [`REFUSAL`] (SETTINGS + GOAWAY), inside TLS when
+/// TLS is on (the handshake first, within the handshake timeout), then our
+/// side closed and, if a lingering slot was free, a short wait for the client
+/// to close its side so it gets to read the GOAWAY. Without a lingering slot
+/// a TLS connection is just closed (a flood must not buy handshakes).
+async fn refuse(stream: TcpStream, linger: Option<Slot>, shared: Arc<Shared>) {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &shared.tls {
+        if linger.is_none() {
+            return;
+        }
+        let timeout = shared.config.handshake_timeout;
+        if let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            goodbye(tls, &REFUSAL, linger).await;
+        }
+        return;
+    }
+    let _ = shared;
+    goodbye(stream, &REFUSAL, linger).await;
+}
+
+/// Writes `bytes`, closes our side (TLS: close_notify, then FIN), and, with
+/// a `linger` slot, reads and drops input until the client closes, all
+/// within [`REFUSE_LINGER`].
+async fn goodbye<S>(mut stream: S, bytes: &[u8], linger: Option<Slot>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let goodbye = async {
         let mut sent = 0;
-        while let Some(rest) = REFUSAL.get(sent..).filter(|rest| !rest.is_empty()) {
-            stream.writable().await?;
-            match stream.try_write(rest) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+        while let Some(rest) = bytes.get(sent..).filter(|rest| !rest.is_empty()) {
+            match poll_fn(|cx| Pin::new(&mut stream).poll_write(cx, rest)).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => sent += n,
             }
         }
+        poll_fn(|cx| Pin::new(&mut stream).poll_flush(cx)).await?;
         poll_fn(|cx| Pin::new(&mut stream).poll_shutdown(cx)).await?;
         if linger.is_some() {
             let mut sink = [0u8; 256];
             loop {
-                stream.readable().await?;
-                match stream.try_read(&mut sink) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                let mut buf = ReadBuf::new(&mut sink);
+                poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut buf)).await?;
+                if buf.filled().is_empty() {
+                    break;
                 }
             }
         }
@@ -347,10 +505,8 @@ mod served {
         runtime.block_on(async {
             let listener = bind(&config).await.expect("bind");
             let addr = listener.local_addr().expect("addr").to_string();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = serve(listener, config, async {
-                let _ = stopped.await;
-            });
+            let (stop, stopped) = mpsc::unbounded_channel();
+            let server = serve(listener, config, stopped);
             let test = async {
                 test(addr).await;
                 let _ = stop.send(());

@@ -29,6 +29,7 @@ use super::flow::{RecvWindow, SendWindow};
 use super::frame::settings::{MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MAX_FRAME_SIZE};
 use super::frame::{GoAway, Ping, RstStream, Settings, WindowUpdate};
 use super::hpack::{Decoder, Encoder};
+use super::rate::Rate;
 use super::settings::{self, PeerSettings, DEFAULT_WINDOW};
 use super::stream::StreamMap;
 pub use super::{Limits, RequestHead, Timestamp};
@@ -46,16 +47,34 @@ const EVENTS_HIGH_WATER: usize = 256;
 /// How much response DATA one `poll_transmit` call writes at most.
 const TRANSMIT_BUDGET: usize = 64 * 1024;
 /// Recently closed streams remembered, to tell "closed" from "never opened"
-/// and to ignore frames in flight after we reset a stream (§5.1).
-const CLOSED_MEMORY: usize = 32;
+/// and to ignore frames in flight after we reset a stream (§5.1): at least
+/// this many, and at least `max_concurrent_streams` (up to
+/// [`MAX_CLOSED_MEMORY`]), so late DATA for any stream of a full window of
+/// calls that was just reset is still recognised and ignored.
+const MIN_CLOSED_MEMORY: usize = 32;
+/// Upper bound on the closed-stream memory (8 bytes an entry, grown only as
+/// streams close), whatever `max_concurrent_streams` says.
+const MAX_CLOSED_MEMORY: usize = 65_536;
 /// Rapid reset (CVE-2023-44487): the peer may reset max(this, 2 x
-/// max_concurrent_streams) open streams per [`RESET_WINDOW`]; one more is
-/// GOAWAY(ENHANCE_YOUR_CALM).
+/// max_concurrent_streams) open streams per [`RESET_WINDOW`] (a rate that
+/// decays, see [`Rate`]); each stream the peer lets finish normally takes
+/// one reset back, so honest clients that cancel some calls are never cut
+/// off. One more is GOAWAY(ENHANCE_YOUR_CALM).
 const MIN_PEER_RESETS: u32 = 100;
-/// The window for counting peer resets.
+/// Streams refused over `max_concurrent_streams` are not client errors
+/// (REFUSED_STREAM says "retry", RFC 9113 §8.7): they count against
+/// `max_local_resets` only beyond max(this, 4 x max_concurrent_streams) per
+/// [`RESET_WINDOW`].
+const MIN_FREE_REFUSALS: u32 = 256;
+/// The window every reset rate is measured over; `max_local_resets` is per window.
 const RESET_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 /// Payload of our keepalive PINGs.
 const KEEPALIVE_PING: [u8; 8] = *b"lean-ka!";
+/// Payload of the PING that follows the first GOAWAY of a graceful shutdown:
+/// its ACK ends the window in which streams in flight may still open.
+const SHUTDOWN_PING: [u8; 8] = *b"lean-bye";
+/// The largest stream id: the first GOAWAY of a graceful shutdown (§6.8).
+const MAX_STREAM_ID: u32 = 0x7fff_ffff;
 /// The client connection preface (§3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -229,8 +248,8 @@ pub struct Connection {
     max_seen_id: u32,
     /// Highest stream id handed to the application: GOAWAY's last-stream-id.
     last_processed_id: u32,
-    /// The last [`CLOSED_MEMORY`] closed streams, a ring: once full, the
-    /// entry at `closed_next` is the oldest and is overwritten next.
+    /// The last [`Connection::closed_capacity`] closed streams, a ring: once
+    /// full, the entry at `closed_next` is the oldest and is overwritten next.
     closed: Vec<Closed>,
     closed_next: usize,
     /// Our credit for DATA on the whole connection.
@@ -239,15 +258,20 @@ pub struct Connection {
     recv_window: RecvWindow,
     /// A header block waiting for CONTINUATION frames.
     block: Option<Box<Block>>,
-    /// Stream errors we caused so far.
-    local_resets: usize,
-    /// Peer resets in the current window, and when the window started.
-    peer_resets: u32,
-    peer_reset_window: Timestamp,
+    /// Stream errors the client caused, per [`RESET_WINDOW`].
+    local_resets: Rate,
+    /// Open streams the peer reset, per [`RESET_WINDOW`] (rapid reset).
+    peer_resets: Rate,
+    /// Streams refused over `max_concurrent_streams`, per [`RESET_WINDOW`].
+    refusals: Rate,
     /// The peer acknowledged our SETTINGS.
     settings_acked: bool,
     /// We sent GOAWAY: refuse new streams.
     goaway_sent: bool,
+    /// Graceful shutdown, first step: GOAWAY(2^31-1) and a PING went out;
+    /// streams the client sent before seeing them are still served until
+    /// the PING's ACK brings the final GOAWAY.
+    draining: bool,
     /// Why the connection was closed for an error (the driver logs it once,
     /// with the peer's address); `None` for normal closes.
     close_error: Option<(ErrorCode, &'static str)>,
@@ -323,11 +347,21 @@ impl Connection {
             send_window: SendWindow::new(DEFAULT_WINDOW),
             recv_window: RecvWindow::new(window, window),
             block: None,
-            local_resets: 0,
-            peer_resets: 0,
-            peer_reset_window: now,
+            local_resets: Rate::new(
+                u32::try_from(limits.max_local_resets).unwrap_or(u32::MAX),
+                RESET_WINDOW,
+            ),
+            peer_resets: Rate::new(
+                MIN_PEER_RESETS.max(limits.max_concurrent_streams.saturating_mul(2)),
+                RESET_WINDOW,
+            ),
+            refusals: Rate::new(
+                MIN_FREE_REFUSALS.max(limits.max_concurrent_streams.saturating_mul(4)),
+                RESET_WINDOW,
+            ),
             settings_acked: false,
             goaway_sent: false,
+            draining: false,
             close_error: None,
             close_when_idle: false,
             read_closed: false,
@@ -536,26 +570,42 @@ impl Connection {
         self.phase == Phase::Closed && self.out.is_empty()
     }
 
-    /// Graceful shutdown: GOAWAY(NO_ERROR, last processed stream), refuse new
-    /// streams, close once the open streams are finished.
+    /// Graceful shutdown in two steps (RFC 9113 §6.8): GOAWAY(NO_ERROR,
+    /// 2^31-1) and a PING; streams the client opened before it saw them are
+    /// still served (a health Check then answers NOT_SERVING rather than
+    /// being refused). The PING's ACK, a round trip later, brings the final
+    /// GOAWAY(NO_ERROR, last processed stream): new streams are refused and
+    /// the connection closes once the open ones are finished.
     pub fn shutdown(&mut self) {
         match self.phase {
             Phase::Closed => {}
             Phase::Preface(_) => self.close_silently(),
             Phase::AwaitSettings | Phase::Open => {
-                if !self.goaway_sent {
-                    self.goaway_sent = true;
-                    GoAway::encode(
-                        self.last_processed_id,
-                        ErrorCode::NoError,
-                        b"",
-                        &mut self.out,
-                    );
+                if !self.goaway_sent && !self.draining {
+                    self.draining = true;
+                    GoAway::encode(MAX_STREAM_ID, ErrorCode::NoError, b"", &mut self.out);
+                    Ping::encode(SHUTDOWN_PING, false, &mut self.out);
                 }
-                self.close_when_idle = true;
-                self.maybe_finish();
             }
         }
+    }
+
+    /// The second step of [`Connection::shutdown`], once the client answered
+    /// the PING: the final GOAWAY, then close when idle.
+    fn finish_draining(&mut self) {
+        if !self.draining || self.goaway_sent || self.phase == Phase::Closed {
+            return;
+        }
+        self.draining = false;
+        self.goaway_sent = true;
+        GoAway::encode(
+            self.last_processed_id,
+            ErrorCode::NoError,
+            b"",
+            &mut self.out,
+        );
+        self.close_when_idle = true;
+        self.maybe_finish();
     }
 
     /// Response DATA queued on stream `id` and not yet written (0 for an
@@ -574,6 +624,16 @@ impl Connection {
     /// Streams open or half-closed (what MAX_CONCURRENT_STREAMS counts).
     pub fn open_streams(&self) -> usize {
         self.streams.len()
+    }
+
+    /// Since when the connection has had no open stream (since its last
+    /// input while still in the handshake); `None` while a stream is open.
+    /// The driver's fair connection slots give way to the longest idle.
+    pub fn idle_since(&self) -> Option<Timestamp> {
+        if !self.streams.is_empty() {
+            return None;
+        }
+        Some(self.idle_since.unwrap_or(self.last_input))
     }
 
     /// Connection error: GOAWAY with `code` and the last processed stream, then closed (§5.4.1).
@@ -637,10 +697,15 @@ impl Connection {
         RstStream::encode(id, code, &mut self.out);
         self.drop_stream(id, code, true);
         if counted {
-            self.local_resets += 1;
-            if self.local_resets > self.limits.max_local_resets {
-                self.close_with(ErrorCode::EnhanceYourCalm, "too many stream errors");
-            }
+            self.count_local_reset();
+        }
+    }
+
+    /// Counts a stream error the client caused; past `max_local_resets` per
+    /// [`RESET_WINDOW`] the connection goes (GOAWAY ENHANCE_YOUR_CALM).
+    fn count_local_reset(&mut self) {
+        if self.local_resets.record(self.now) {
+            self.close_with(ErrorCode::EnhanceYourCalm, "too many stream errors");
         }
     }
 
@@ -658,6 +723,8 @@ impl Connection {
     /// Forgets a finished stream (both sides ended).
     fn finish_stream(&mut self, id: u32) {
         if self.streams.remove(id).is_some() {
+            // A call completed normally: it pays for one peer reset.
+            self.peer_resets.forgive(self.now);
             self.remember_closed(id, false);
             self.on_stream_gone();
         }
@@ -669,14 +736,20 @@ impl Connection {
             return;
         }
         let entry = Closed { id, reset_by_us };
-        if self.closed.len() < CLOSED_MEMORY {
+        let capacity = self.closed_capacity();
+        if self.closed.len() < capacity {
             self.closed.push(entry);
         } else {
             if let Some(oldest) = self.closed.get_mut(self.closed_next) {
                 *oldest = entry;
             }
-            self.closed_next = (self.closed_next + 1) % CLOSED_MEMORY;
+            self.closed_next = (self.closed_next + 1) % capacity;
         }
+    }
+
+    /// How many closed streams are remembered (see [`MIN_CLOSED_MEMORY`]).
+    fn closed_capacity(&self) -> usize {
+        (self.limits.max_concurrent_streams as usize).clamp(MIN_CLOSED_MEMORY, MAX_CLOSED_MEMORY)
     }
 
     fn on_stream_gone(&mut self) {

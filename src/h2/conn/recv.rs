@@ -5,8 +5,8 @@
 use bytes::Bytes;
 
 use super::{
-    Block, Connection, Event, Phase, Report, Target, KEEPALIVE_PING, MIN_PEER_RESETS,
-    OUTPUT_HARD_LIMIT, PREFACE, RESET_WINDOW,
+    Block, Connection, Event, Phase, Report, Target, KEEPALIVE_PING, OUTPUT_HARD_LIMIT, PREFACE,
+    SHUTDOWN_PING,
 };
 use crate::h2::error::{Error, ErrorCode};
 use crate::h2::frame::{
@@ -203,6 +203,8 @@ impl Connection {
                 if p.ack {
                     if p.payload == KEEPALIVE_PING {
                         self.ping_deadline = None;
+                    } else if p.payload == SHUTDOWN_PING {
+                        self.finish_draining();
                     }
                 } else {
                     // §6.7: "Receivers of a PING frame that does not include an ACK flag
@@ -449,10 +451,11 @@ impl Connection {
         if self.streams.len() >= self.limits.max_concurrent_streams as usize {
             // §5.1.2: "An endpoint that receives a HEADERS frame that causes its
             // advertised concurrent stream limit to be exceeded MUST treat this as a stream
-            // error of type PROTOCOL_ERROR or REFUSED_STREAM."
+            // error of type PROTOCOL_ERROR or REFUSED_STREAM." REFUSED_STREAM: the
+            // client may retry (§8.7), so it counts as an error only past a generous rate.
             return Ok(Target::Reset {
                 code: ErrorCode::RefusedStream,
-                counted: true,
+                counted: self.refusals.record(self.now),
             });
         }
         Ok(Target::NewStream)
@@ -585,10 +588,7 @@ impl Connection {
         );
         if end_stream {
             self.remember_closed(id, true);
-            self.local_resets += 1;
-            if self.local_resets > self.limits.max_local_resets {
-                self.close_with(ErrorCode::EnhanceYourCalm, "too many stream errors");
-            }
+            self.count_local_reset();
         } else {
             // The response is complete; ask the client to stop sending (§8.1).
             self.reset_stream(id, ErrorCode::NoError, true);
@@ -608,15 +608,10 @@ impl Connection {
         if !self.streams.contains(id) {
             return Ok(()); // already closed: nothing to do
         }
-        // Rapid reset (CVE-2023-44487): bound peer resets per time window.
-        if self.now.saturating_sub(self.peer_reset_window) > RESET_WINDOW {
-            self.peer_reset_window = self.now;
-            self.peer_resets = 0;
-        }
-        self.peer_resets += 1;
-        let limit = MIN_PEER_RESETS.max(self.limits.max_concurrent_streams.saturating_mul(2));
+        // Rapid reset (CVE-2023-44487): bound the rate of peer resets.
+        let too_many = self.peer_resets.record(self.now);
         self.drop_stream(id, r.code, false);
-        if self.peer_resets > limit {
+        if too_many {
             return Err(Error::conn(
                 ErrorCode::EnhanceYourCalm,
                 "too many stream resets",

@@ -54,6 +54,11 @@ impl TlsStream {
         &self.tcp
     }
 
+    /// Whether the TLS handshake is still in progress.
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.is_handshaking()
+    }
+
     /// Whether TLS records (handshake messages, alerts, encrypted output)
     /// wait for room in the socket: keep write interest while true.
     pub fn wants_write(&self) -> bool {

@@ -27,6 +27,25 @@ impl Transport {
             Transport::Tls(tls) => tls.wants_write(),
         }
     }
+
+    /// The socket underneath, for lingering after the close.
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => tls.socket(),
+        }
+    }
+
+    /// Whether a TLS handshake is still in progress (plaintext written
+    /// meanwhile waits inside rustls); always false for plain sockets.
+    pub fn is_handshaking(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => tls.is_handshaking(),
+        }
+    }
 }
 
 impl Read for Transport {

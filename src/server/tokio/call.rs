@@ -1,6 +1,7 @@
 //! One call, from hyper's request to the routed tonic service and back:
 //! content-type check, `grpc-timeout` deadline, the request-size limit on
-//! the incoming stream, and in-flight accounting for drain and idle timeout.
+//! the incoming stream, in-flight accounting for drain and idle timeout, and
+//! the end of health `Watch` streams when draining starts.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use std::task::{Context, Poll};
 
 use http_body::Frame;
 use hyper::body::Incoming;
+use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tonic::body::Body;
 use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
@@ -146,10 +148,16 @@ impl http_body::Body for LimitedBody {
 pub(super) struct CallService {
     pub(super) shared: Arc<Shared>,
     pub(super) conn: Arc<ConnState>,
+    /// Turns true when draining starts (health Watch streams then end).
+    pub(super) stop: watch::Receiver<bool>,
 }
 
 /// A stream error hyper turns into RST_STREAM with the error's reason.
 type StreamError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The health Watch method: its stream ends with NOT_SERVING when draining
+/// starts, as in the runtime-free flavour, instead of holding the drain open.
+const HEALTH_WATCH: &str = "/grpc.health.v1.Health/Watch";
 
 impl hyper::service::Service<Request<Incoming>> for CallService {
     type Response = Response<CallBody>;
@@ -185,6 +193,14 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
             .get("grpc-timeout")
             .and_then(|v| crate::grpc::timeout::parse(v.as_bytes()).ok())
             .and_then(|timeout| Instant::now().checked_add(timeout));
+        let drain = (request.uri().path() == HEALTH_WATCH).then(|| {
+            let mut stop = self.stop.clone();
+            let drained: Drain = Box::pin(async move {
+                // (A dropped sender also means "stop".)
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            });
+            drained
+        });
         let limit = self.shared.config.max_message_size;
         let one_message = crate::proto::ONE_REQUEST_PATHS.contains(&request.uri().path());
         let call = self
@@ -206,7 +222,9 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
                 Some(at) if Instant::now() >= at => deadline_exceeded(),
                 _ => response,
             };
-            Ok(response.map(|body| CallBody::new(body, guard, deadline)))
+            let mut response = response.map(|body| CallBody::new(body, guard, deadline));
+            response.body_mut().drain = drain;
+            Ok(response)
         })
     }
 }
@@ -288,12 +306,21 @@ impl Drop for CallGuard {
     }
 }
 
-/// A response body that keeps its call counted until it ends, and ends a
-/// stream that outlives its `grpc-timeout` with DEADLINE_EXCEEDED trailers.
+/// Resolves when draining starts.
+type Drain = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A response body that keeps its call counted until it ends, ends a
+/// stream that outlives its `grpc-timeout` with DEADLINE_EXCEEDED trailers,
+/// and (health Watch) ends with OK once draining started and the
+/// NOT_SERVING update went out.
 pub(super) struct CallBody {
     inner: Body,
     guard: Option<CallGuard>,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Set for health Watch: resolves when draining starts.
+    drain: Option<Drain>,
+    /// Draining started: forward what the stream has ready, then end.
+    draining: bool,
 }
 
 impl CallBody {
@@ -302,6 +329,8 @@ impl CallBody {
             inner,
             guard: Some(guard),
             deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
+            drain: None,
+            draining: false,
         }
     }
 }
@@ -335,9 +364,24 @@ impl http_body::Body for CallBody {
             );
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
+        if let Some(drain) = this.drain.as_mut() {
+            if drain.as_mut().poll(cx).is_ready() {
+                this.drain = None;
+                this.draining = true;
+            }
+        }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
-            this.guard = None;
+        match frame {
+            Poll::Ready(None) => this.guard = None,
+            // Health was set NOT_SERVING before draining started, so that
+            // update is ready now; once nothing more is, the Watch ends OK.
+            Poll::Pending if this.draining => {
+                this.guard = None;
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from(tonic::Code::Ok as i32));
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+            _ => {}
         }
         frame
     }

@@ -13,11 +13,21 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use super::call::CallService;
-use super::{Shared, Slot};
+use super::{Registration, Shared};
+
+/// An admitted connection's place in the fair connection slots.
+pub(super) struct Admitted {
+    /// Its registry entry (dropped with the socket: the slot is free again).
+    pub(super) registration: Registration,
+    /// Its calls and idle time, also read by the slot decision.
+    pub(super) state: Arc<ConnState>,
+    /// Notified when a new connection takes this one's slot.
+    pub(super) evict: Arc<Notify>,
+}
 
 /// Bytes a client must send before its connection counts as an HTTP/2 one:
 /// the 24-byte preface plus the 9-byte header of its first SETTINGS frame.
@@ -32,7 +42,7 @@ const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 pub(super) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    slot: Slot,
+    slot: Admitted,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 ) {
@@ -59,22 +69,27 @@ pub(super) async fn serve_connection(
 async fn serve_http2<S>(
     stream: S,
     peer: SocketAddr,
-    slot: Slot,
+    slot: Admitted,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     deadline: Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = Arc::new(ConnState::new());
+    let Admitted {
+        registration,
+        state,
+        evict,
+    } = slot;
     let io = TokioIo::new(CountingIo {
         stream,
         state: Arc::clone(&state),
-        _slot: slot,
+        _slot: registration,
     });
     let service = CallService {
         shared: Arc::clone(&shared),
         conn: Arc::clone(&state),
+        stop: stop.clone(),
     };
     let conn = shared.http2.serve_connection(io, service);
     tokio::pin!(conn);
@@ -126,6 +141,17 @@ async fn serve_http2<S>(
                     None => idle.as_mut().reset(Instant::now() + limit),
                 }
             }
+            () = evict.notified(), if !closing => {
+                if !state.handshake_done.load(Ordering::Relaxed) {
+                    // Not an HTTP/2 client yet: nothing to say GOAWAY to.
+                    crate::debug!("{peer}: still in the handshake, giving its slot to a new connection");
+                    return;
+                }
+                crate::debug!("{peer}: idle, giving its slot to a new connection (GOAWAY)");
+                conn.as_mut().graceful_shutdown();
+                grace.as_mut().reset(Instant::now() + config.drain_timeout);
+                closing = true;
+            }
             changed = stop.changed(), if !closing => {
                 // A dropped sender also means "stop".
                 let _ = changed;
@@ -172,7 +198,7 @@ pub(super) struct ConnState {
 }
 
 impl ConnState {
-    fn new() -> ConnState {
+    pub(super) fn new() -> ConnState {
         ConnState {
             handshake_done: AtomicBool::new(false),
             read: AtomicU64::new(0),
@@ -184,6 +210,16 @@ impl ConnState {
 
     pub(super) fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Since when the connection has had no open call (since it was accepted
+    /// if it never had one), or `None` while busy: for the slot decision.
+    pub(super) fn idle_since(&self) -> Option<std::time::Instant> {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Acquire);
+        Some(self.born.into_std() + Duration::from_millis(since))
     }
 
     /// How long the connection has had no open call, or `None` while busy.
@@ -199,12 +235,12 @@ impl ConnState {
 }
 
 /// The socket (plain or TLS) as hyper sees it: counts handshake bytes and
-/// holds the connection's [`Slot`], so the cap is released when hyper drops
-/// the socket.
+/// holds the connection's [`Registration`], so the slot is released when
+/// hyper drops the socket.
 struct CountingIo<S> {
     stream: S,
     state: Arc<ConnState>,
-    _slot: Slot,
+    _slot: Registration,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {

@@ -36,9 +36,43 @@ flavour_features() {
   esac
 }
 
-# artifact_path BOARD FLAVOUR: where boards/build leaves the binary for a board.
+# artifact_path BOARD FLAVOUR: where boards/build leaves the binary for a board. FLAVOUR may
+# carry extra cargo features as "+feature" suffixes (runtime-free+tls).
 artifact_path() {
   printf '%s\n' "$TARGET_DIR/boards/$1/$2/echo-server"
+}
+
+# --- zig builds: boards with BUILD=zigbuild ---
+# Targets whose standard library rustup cannot install (arm-unknown-linux-musleabihf for
+# ARMv6, armv7-unknown-linux-musleabihf) are built with std compiled from source
+# (-Z build-std, so a nightly with rust-src) and linked by zig, which ships musl's start files
+# and libc for every ARM core. The nightly is pinned so a board binary does not change with
+# each day's nightly; zig and cargo-zigbuild come from PyPI into a venv under target/.
+ZIG_NIGHTLY=nightly-2026-05-20
+ZIG_PINS=(ziglang==0.17.1 cargo-zigbuild==0.24.1)
+ZIG_VENV=$TARGET_DIR/boards/zig-venv
+
+# ensure_zig_tools: installs the pinned nightly (+ rust-src) and the zig venv if missing;
+# fails with the reason (and the log) if it cannot.
+ensure_zig_tools() {
+  local log=$TARGET_DIR/boards/zig-tools.log
+  mkdir -p "$TARGET_DIR/boards"
+  if ! rustup run "$ZIG_NIGHTLY" rustc --version >/dev/null 2>&1 ||
+     ! [ -d "$(rustup run "$ZIG_NIGHTLY" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+    echo "installing $ZIG_NIGHTLY with rust-src (for -Z build-std)..." >&2
+    rustup toolchain install "$ZIG_NIGHTLY" --profile minimal --component rust-src >"$log" 2>&1 ||
+      { echo "cannot install $ZIG_NIGHTLY with rust-src (see $log)" >&2; return 1; }
+  fi
+  local want have
+  want=$(printf '%s\n' "${ZIG_PINS[@]}" | sort)
+  have=$("$ZIG_VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null |
+         grep -iE '^(ziglang|cargo-zigbuild)==' | tr '[:upper:]' '[:lower:]' | sort)
+  if [ "$have" != "$want" ]; then
+    echo "installing ${ZIG_PINS[*]} into $ZIG_VENV..." >&2
+    { rm -rf "$ZIG_VENV" && python3 -m venv "$ZIG_VENV" &&
+      "$ZIG_VENV/bin/python" -m pip install -q --disable-pip-version-check "${ZIG_PINS[@]}"; } >>"$log" 2>&1 ||
+      { echo "cannot install ${ZIG_PINS[*]} from PyPI (see $log)" >&2; return 1; }
+  fi
 }
 
 # qemu_cmd TARGET: the qemu-user command line prefix that runs TARGET's binaries.
@@ -48,9 +82,55 @@ qemu_cmd() {
     aarch64-unknown-linux-musl) echo "qemu-aarch64" ;;
     armv7-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
     arm-unknown-linux-gnueabihf) echo "qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    arm-unknown-linux-musleabihf|armv7-unknown-linux-musleabihf) echo "qemu-arm" ;;
+    x86_64-unknown-linux-musl) echo "" ;;
     x86_64-unknown-linux-gnu) echo "" ;;
     *) echo "no qemu mapping for $1" >&2; return 1 ;;
   esac
+}
+
+# --- podman (boards/image, boards/image-test) ---
+# podman_setup: checks for rootful podman + runc and points CONTAINERS_CONF at the project's
+# own containers.conf under target/: runc (Debian's default crun cannot set up a container on
+# some root-only machines and sandboxes) and explicit default_ulimits (podman would copy the
+# caller's limits, and runc then fails with "error setting rlimit type 7: operation not
+# permitted"). Must run in the calling shell, not in $(...), for the export to count. Fails
+# with the reason in PODMAN_WHY if podman cannot be used.
+PODMAN_WHY=
+# shellcheck disable=SC2034 # PODMAN_WHY is read by the scripts that source this file
+podman_setup() {
+  local m=()
+  command -v podman >/dev/null || m+=("podman")
+  command -v runc >/dev/null || m+=("runc")
+  if [ ${#m[@]} -gt 0 ]; then PODMAN_WHY="apt-get install ${m[*]}"; return 1; fi
+  [ "$(id -u)" = 0 ] || { PODMAN_WHY="run as root (rootful podman; rootless needs a user namespace set-up)"; return 1; }
+  local dir=$TARGET_DIR/boards/podman
+  mkdir -p "$dir"
+  cat > "$dir/containers.conf" <<'CONF'
+# Written by boards/lib.sh (podman_setup); used through CONTAINERS_CONF by boards/image*.
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+CONF
+  export CONTAINERS_CONF=$dir/containers.conf
+  podman info >/dev/null 2>"$dir/info.err" || { PODMAN_WHY="podman info failed: $(head -3 "$dir/info.err")"; return 1; }
+}
+
+# image_board ARCH: the board file whose static binary the ARCH container image carries.
+image_board() {
+  case $1 in
+    amd64) echo x86_64-musl ;;
+    arm64) echo aarch64-musl ;;
+    arm/v7) echo armv7-musl ;;
+    arm/v6) echo pi-zero ;;
+    *) echo "unknown image architecture '$1' (amd64, arm64, arm/v7, arm/v6)" >&2; return 1 ;;
+  esac
+}
+
+# crate_version: the version in Cargo.toml.
+crate_version() {
+  sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1
 }
 
 # human_size BYTES: "123456 B (120.6 KB)" with KB = 1024 bytes.
@@ -134,6 +214,18 @@ check_artifact() {
     pass "$what: ELF ABI tag says kernel ${abi:-none} (readelf -n), board file says $want_kernel"
   else
     fail "$what: ELF ABI tag says kernel ${abi:-none} (readelf -n) but $board.board says MIN_KERNEL=$want_kernel"
+  fi
+  local arm_arch got_arch
+  arm_arch=$(board_get "$file" ARM_ARCH)
+  if [ -n "$arm_arch" ]; then
+    # The CPU architecture the compiler and linker recorded (readelf -A): an ARMv7 object
+    # or start file linked into an ARMv6 binary would raise it to v7.
+    got_arch=$(readelf -A "$bin" 2>/dev/null | sed -n 's/^ *Tag_CPU_arch: *//p' | head -1)
+    if [ "$got_arch" = "$arm_arch" ]; then
+      pass "$what: readelf -A says Tag_CPU_arch: $got_arch ($(readelf -A "$bin" | sed -n 's/^ *Tag_THUMB_ISA_use: *//p' | head -1))"
+    else
+      fail "$what: readelf -A says Tag_CPU_arch: ${got_arch:-none} but $board.board says ARM_ARCH=$arm_arch"
+    fi
   fi
   if [ "$(board_get "$file" TARGET_FEATURES)" = "-aes,-sha2" ]; then
     # Crypto Extension instructions would trap on BCM2711/BCM2837 (no AES/SHA/PMULL).

@@ -6,8 +6,8 @@
 //! these functions to their service APIs.
 //!
 //! The optional services keep their logic in submodules the same way:
-//! [`interop`] (grpc's interop TestService, feature `interop`) and
-//! [`telemetry`] (board readings, feature `telemetry`).
+//! `interop` (grpc's interop TestService, feature `interop`) and
+//! `telemetry` (board readings, feature `telemetry`).
 
 #[cfg(feature = "interop")]
 pub mod interop;

@@ -51,35 +51,6 @@ fn python_health_check_is_serving() {
     );
 }
 
-/// grpcio-reflection's client (v1alpha) lists the services and resolves
-/// every one to its methods from the schema files reflection sends.
-#[cfg(any(feature = "tokio-server", feature = "reflection"))]
-#[test]
-fn python_reflection_client_describes_every_service() {
-    let server = Server::start(&[]);
-    let out = python("reflection_client.py", &[&server.addr().to_string()]);
-    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    for service in [
-        "echo.Echo: Reply ReplyMany ReplyJoined ReplyEach",
-        "grpc.health.v1.Health: Check Watch",
-        "grpc.reflection.v1.ServerReflection: ServerReflectionInfo",
-        "grpc.reflection.v1alpha.ServerReflection: ServerReflectionInfo",
-    ] {
-        assert!(lines.contains(&service), "no {service:?} in {lines:#?}");
-    }
-    #[cfg(all(feature = "tokio-server", feature = "interop"))]
-    assert!(
-        lines.contains(
-            &"grpc.testing.TestService: EmptyCall UnaryCall StreamingOutputCall \
-             StreamingInputCall FullDuplexCall HalfDuplexCall UnimplementedMethod"
-        ),
-        "{lines:#?}"
-    );
-    #[cfg(all(feature = "tokio-server", feature = "telemetry"))]
-    assert!(lines.contains(&"telemetry.Telemetry: Watch"), "{lines:#?}");
-}
-
 #[test]
 fn python_h2_non_grpc_request_gets_a_complete_response() {
     let server = Server::start(&[]);

@@ -136,3 +136,28 @@ fn echo_is_served_beside_test_service() {
         out.stderr
     );
 }
+
+/// Over `--max-message-size`, the interop messages get a clear
+/// RESOURCE_EXHAUSTED (the 271,828-byte request, or the 314,159-byte reply
+/// the server will not build), and the server goes on serving.
+#[test]
+fn messages_over_the_limit_are_resource_exhausted() {
+    if !flavour_serves_test_service("messages_over_the_limit_are_resource_exhausted") {
+        return;
+    }
+    let server = Server::start(&["--max-message-size", "64KiB"]);
+    let port = format!("--server_port={}", server.addr().port());
+    let out = python(
+        "interop_client.py",
+        &[&port, "--test_case=large_unary,empty_unary"],
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(out.code, Some(1), "{lines:?}\n{}", out.stderr);
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("FAIL large_unary") && l.contains("RESOURCE_EXHAUSTED")),
+        "{lines:?}"
+    );
+    assert_eq!(lines.get(1), Some(&"PASS empty_unary"), "{lines:?}");
+}

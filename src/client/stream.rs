@@ -67,6 +67,35 @@ pub enum Call {
     },
 }
 
+impl Call {
+    /// The RPC this call makes, as `package.Service/Method`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Call::Many { .. } => "echo.Echo/ReplyMany",
+            Call::Joined(_) => "echo.Echo/ReplyJoined",
+            Call::Each(_) => "echo.Echo/ReplyEach",
+            Call::Watch { .. } => "telemetry.Telemetry/Watch",
+        }
+    }
+}
+
+/// Says which RPC the server does not serve, and for telemetry how to get
+/// it, instead of the server's terse "unknown service".
+fn explain_unimplemented(e: ClientError, method: &str) -> ClientError {
+    if e.code != Code::Unimplemented || e.message.contains("--features") {
+        return e;
+    }
+    let hint = if method.starts_with("telemetry.") {
+        " (build echo-server with --features telemetry)"
+    } else {
+        ""
+    };
+    ClientError {
+        message: format!("the server does not serve {method}{hint}: {}", e.message),
+        ..e
+    }
+}
+
 /// Parses `SUBCOMMAND [OPTIONS] [MESSAGE...]`; `Ok(None)` asks for help.
 pub fn parse<I>(args: I) -> Result<Option<(Target, Call)>, String>
 where
@@ -198,7 +227,10 @@ where
     let result = runtime.block_on(async {
         let channel = super::connect_target(&target).await?;
         let print = |line: &str| println!("{line}");
-        run(channel, call, target.timeout, print).await
+        let method = call.method();
+        run(channel, call, target.timeout, print)
+            .await
+            .map_err(|e| explain_unimplemented(e, method))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -494,6 +526,35 @@ mod tests {
         assert!(parsed(&["many", "--nope", "1"]).is_err());
         assert!(parsed(&["many", "--addr"]).is_err());
         assert_eq!(parsed(&["each", "--help"]), Ok(None));
+    }
+
+    #[test]
+    fn unimplemented_names_the_method() {
+        let e = ClientError {
+            code: Code::Unimplemented,
+            message: "unknown service".into(),
+            addr: None,
+        };
+        let call = Call::Watch {
+            interval: Duration::ZERO,
+            count: 0,
+        };
+        let explained = explain_unimplemented(e.clone(), call.method());
+        assert_eq!(
+            explained.message,
+            "the server does not serve telemetry.Telemetry/Watch \
+             (build echo-server with --features telemetry): unknown service"
+        );
+        let many = explain_unimplemented(e, "echo.Echo/ReplyMany");
+        assert!(many
+            .message
+            .starts_with("the server does not serve echo.Echo/ReplyMany:"));
+        let other = ClientError {
+            code: Code::Internal,
+            message: "x".into(),
+            addr: None,
+        };
+        assert_eq!(explain_unimplemented(other.clone(), "m"), other);
     }
 
     #[cfg(feature = "telemetry")]

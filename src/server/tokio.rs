@@ -10,8 +10,8 @@
 //! | `tokio/call.rs` | one call: content-type check, `grpc-timeout`, request size limit, accounting |
 //! | `tokio/routes.rs` | the services (Echo via [`crate::service::reply`], health, reflection) by `:path` |
 //! | `tokio/reflection.rs` | reflection v1 and v1alpha: tonic adapter to [`crate::grpc::reflection`] |
-//! | `tokio/interop.rs` | grpc's interop TestService over [`crate::service::interop`] (feature `interop`) |
-//! | `tokio/telemetry.rs` | board telemetry over [`crate::service::telemetry`] (feature `telemetry`) |
+//! | `tokio/interop.rs` | grpc's interop TestService over `service::interop` (feature `interop`) |
+//! | `tokio/telemetry.rs` | board telemetry over `service::telemetry` (feature `telemetry`) |
 //! | `tokio/stream.rs` | response streams fed by a task through a one-message channel |
 //!
 //! We drive hyper ourselves instead of using `tonic::transport::Server`: it

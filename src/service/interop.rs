@@ -7,9 +7,9 @@
 //! sending itself. Failures are `(Code, reason)`, sent as the call's status.
 //!
 //! Limits a flavour must apply: every payload size is checked against the
-//! message limit it passes in, and [`HalfDuplex`] holds at most that many
-//! request bytes, so no request can make the server allocate more than a
-//! bounded amount.
+//! message limit it passes in, a request asks for at most [`MAX_RESPONSES`],
+//! and [`HalfDuplex`] holds at most the bytes it is given, so no request can
+//! make the server allocate more than a bounded amount.
 
 use std::time::Duration;
 
@@ -32,6 +32,11 @@ pub const ECHO_TRAILING_BIN: &str = "x-grpc-test-echo-trailing-bin";
 /// longer wait is an INVALID_ARGUMENT rather than a stream held open for
 /// up to 35 minutes (the most an `int32` of microseconds can say).
 pub const MAX_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The most responses one request may ask for (`response_parameters`): the
+/// interop cases ask for at most four; a cap keeps one small request from
+/// planning millions of responses.
+pub const MAX_RESPONSES: usize = 1000;
 
 /// Bytes a `SimpleResponse` / `StreamingOutputCallResponse` needs beyond its
 /// payload body: field tags and length prefixes (at most 1 + 5 for the
@@ -96,6 +101,13 @@ pub fn output_plan(
     max_message_size: usize,
 ) -> Result<OutputPlan, Failure> {
     payload_type(request.response_type)?;
+    let asked = request.response_parameters.len();
+    if asked > MAX_RESPONSES {
+        return Err((
+            Code::InvalidArgument,
+            format!("{asked} responses asked for; the limit is {MAX_RESPONSES} per request"),
+        ));
+    }
     let end_with = requested_status(request.response_status.as_ref()).err();
     let steps = request
         .response_parameters
@@ -167,21 +179,22 @@ impl InputSum {
     }
 }
 
-/// `HalfDuplexCall`: holds every request until the client half-closes,
-/// then the calls's responses are those of each request in order.
+/// `HalfDuplexCall`: holds every request's plan until the client
+/// half-closes; then the call's responses are those of each request in order.
 #[derive(Debug)]
 pub struct HalfDuplex {
     plans: Vec<OutputPlan>,
-    /// Request bytes held so far.
+    /// Bytes the held plans take (the requests themselves are not kept).
     held: usize,
-    /// Most request bytes held at once.
+    /// Most bytes held at once.
     limit: usize,
     max_message_size: usize,
 }
 
 impl HalfDuplex {
-    /// Holds at most `limit` bytes of requests (their encoded sizes), and
-    /// plans responses of at most `max_message_size` bytes.
+    /// Holds plans taking at most `limit` bytes of memory (each request,
+    /// even an empty one, costs at least one plan), and plans responses of
+    /// at most `max_message_size` bytes.
     pub fn new(limit: usize, max_message_size: usize) -> HalfDuplex {
         HalfDuplex {
             plans: Vec::new(),
@@ -194,20 +207,21 @@ impl HalfDuplex {
     /// Takes one request (checked at once, so a bad one fails the call
     /// before the client finishes sending).
     pub fn push(&mut self, request: &StreamingOutputCallRequest) -> Result<(), Failure> {
-        self.held = self
-            .held
-            .saturating_add(prost::Message::encoded_len(request));
+        let plan = output_plan(request, self.max_message_size)?;
+        let cost = std::mem::size_of::<OutputPlan>()
+            + plan.steps.len() * std::mem::size_of::<Step>()
+            + plan.end_with.as_ref().map_or(0, |(_, m)| m.len());
+        self.held = self.held.saturating_add(cost);
         if self.held > self.limit {
             return Err((
                 Code::ResourceExhausted,
                 format!(
-                    "HalfDuplexCall holds at most {} bytes of requests",
+                    "HalfDuplexCall holds at most {} bytes of requests until the half-close",
                     self.limit
                 ),
             ));
         }
-        self.plans
-            .push(output_plan(request, self.max_message_size)?);
+        self.plans.push(plan);
         Ok(())
     }
 
@@ -467,6 +481,14 @@ mod tests {
         ] {
             assert_eq!(output_plan(&with(p), LIMIT).map_err(|e| e.0), Err(code));
         }
+        let many = StreamingOutputCallRequest {
+            response_parameters: vec![params(0, 0); MAX_RESPONSES + 1],
+            ..StreamingOutputCallRequest::default()
+        };
+        assert_eq!(
+            output_plan(&many, LIMIT).map_err(|e| e.0),
+            Err(Code::InvalidArgument)
+        );
         let empty = output_plan(&StreamingOutputCallRequest::default(), LIMIT).expect("ok");
         assert_eq!(
             empty,
@@ -516,13 +538,21 @@ mod tests {
             payload: Some(payload(100)),
             ..StreamingOutputCallRequest::default()
         };
-        let one = prost::Message::encoded_len(&request);
+        let one = std::mem::size_of::<OutputPlan>() + std::mem::size_of::<Step>();
         let mut half = HalfDuplex::new(2 * one, LIMIT);
         half.push(&request).expect("first");
         half.push(&request).expect("second");
         assert_eq!(
             half.push(&request).map_err(|e| e.0),
             Err(Code::ResourceExhausted)
+        );
+        // Empty requests cost memory too: a flood of them hits the bound.
+        let mut half = HalfDuplex::new(1000, LIMIT);
+        let empty = StreamingOutputCallRequest::default();
+        let held = (0..1000).take_while(|_| half.push(&empty).is_ok()).count();
+        assert!(
+            held < 1000 / std::mem::size_of::<OutputPlan>() + 1,
+            "{held}"
         );
         let mut half = HalfDuplex::new(2 * one, LIMIT);
         half.push(&request).expect("first");

@@ -172,7 +172,38 @@ def h2load(port, c, m, body, n=None, duration=None, log_file=None, timeout=120):
     m_ = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     if m_:
         r["s2xx"] = int(m_.group(1))
+    m_ = re.search(r"traffic: .*\((\d+)\) data", out)
+    if m_:
+        r["data_bytes"] = int(m_.group(1))
     return r, out
+
+
+def grpc_failures(res, message=MESSAGE):
+    """Why an h2load run of Echo calls with `message` was not all gRPC successes
+    ("" if every request got exactly its reply).
+
+    h2load counts HTTP statuses, but a gRPC error is HTTP 200 too (grpc-status
+    in a trailers-only response, which carries no DATA). h2load cannot read
+    trailers; it does count the DATA bytes it received, so every call got its
+    reply exactly when those are `succeeded` times the framed
+    `EchoReply { "You said: <message>" }`.
+    """
+    succ = res.get("succeeded") or 0
+    why = []
+    if res.get("rc") != 0:
+        why.append(f"h2load rc={res.get('rc')}")
+    if not succ:
+        why.append("no request succeeded")
+    if res.get("s2xx") != res.get("done") or res.get("failed") or res.get("errored"):
+        why.append(f"2xx={res.get('s2xx')} of done={res.get('done')}, failed={res.get('failed')}, "
+                   f"errored={res.get('errored')}")
+    reply = len(h2raw.grpc_message("You said: " + message))
+    data = res.get("data_bytes")
+    if data != succ * reply:
+        why.append(f"{data} reply bytes for {succ} calls, expected {succ * reply} "
+                   f"({reply} per reply): {succ - (data or 0) // reply} call(s) without their reply "
+                   "(a gRPC error status, or a wrong reply)")
+    return "; ".join(why)
 
 
 def percentiles(log_file):
@@ -238,9 +269,9 @@ def own_measure(s, sk, args, work, body):
         if os.path.exists(lat_log):
             rec.update(percentiles(lat_log))
             os.remove(lat_log)
-        if res["rc"] != 0 or not succ or res.get("s2xx") != res.get("done") or res.get("failed") or res.get("errored"):
-            rec["errors"].append(f"h2load rc={res['rc']} succeeded={succ} 2xx={res.get('s2xx')} "
-                                 f"failed={res.get('failed')} errored={res.get('errored')}")
+        why = grpc_failures(res)
+        if why:
+            rec["errors"].append(f"h2load succeeded={succ}: {why}")
         ok, detail = h2raw.probe_echo("127.0.0.1", srv.port, "after-load", timeout=5.0)
         if not ok:
             rec["errors"].append("post-load call failed: " + detail)

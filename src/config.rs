@@ -385,9 +385,18 @@ impl Config {
         I::Item: Into<OsString>,
         E: Fn(&str) -> Option<String>,
     {
-        // Flags are read first, so `--help` and `--version` work whatever the
-        // environment holds; they are applied after it, so they win over it.
-        let mut flags = Vec::new();
+        // The environment first (flags win over it); an invalid variable is
+        // reported only after the flags, so `--help` and `--version` work
+        // whatever the environment holds.
+        let mut config = Config::default();
+        let mut env_error = None;
+        for opt in OPTIONS {
+            if let Some(value) = env(opt.env) {
+                if let Err(e) = config.set(opt.flag, &value) {
+                    env_error.get_or_insert(ConfigError(format!("{}: {e}", opt.env)));
+                }
+            }
+        }
         let mut parser = lexopt::Parser::from_args(args);
         while let Some(arg) = parser.next().map_err(|e| ConfigError(e.to_string()))? {
             match arg {
@@ -407,23 +416,15 @@ impl Config {
                         .map_err(|e| ConfigError(e.to_string()))?
                         .into_string()
                         .map_err(|_| ConfigError(format!("--{name}: value is not valid UTF-8")))?;
-                    flags.push((name, value));
+                    config
+                        .set(&name, &value)
+                        .map_err(|e| ConfigError(format!("--{name}: {e}")))?;
                 }
                 other => return Err(ConfigError(other.unexpected().to_string())),
             }
         }
-        let mut config = Config::default();
-        for opt in OPTIONS {
-            if let Some(value) = env(opt.env) {
-                config
-                    .set(opt.flag, &value)
-                    .map_err(|e| ConfigError(format!("{}: {e}", opt.env)))?;
-            }
-        }
-        for (name, value) in flags {
-            config
-                .set(&name, &value)
-                .map_err(|e| ConfigError(format!("--{name}: {e}")))?;
+        if let Some(e) = env_error {
+            return Err(e);
         }
         config.check_tls()?;
         Ok(Command::Run(config))
@@ -554,14 +555,9 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
         "g" | "gib" => 1 << 30,
         // 4MB could mean 4,000,000 or 4,194,304 bytes: say so rather than guess.
         "kb" | "mb" | "gb" => {
-            let binary = &unit[..1];
             return Err(format!(
-                "'{v}' is ambiguous: write {num}{binary}iB for {num} × {} bytes, or the number of bytes",
-                match binary.to_ascii_lowercase().as_str() {
-                    "k" => "1024",
-                    "m" => "1024²",
-                    _ => "1024³",
-                }
+                "'{v}' is ambiguous: write {}iB (1024-based) or the number of bytes",
+                &v[..v.len() - 1]
             ));
         }
         _ => {

@@ -75,9 +75,15 @@ pub fn enabled(level: Level) -> bool {
 /// Writes one line at `level`, if enabled. Use the macros instead.
 pub fn write(level: Level, args: fmt::Arguments<'_>) {
     if enabled(level) {
-        // A failed write to stderr has nowhere to be reported; dropping it is right.
-        let _ = writeln!(std::io::stderr().lock(), "{level}: {args}");
+        write_always(level, args);
     }
+}
+
+/// Writes one line at `level` whatever the log level: for the one line that
+/// says why the server stops (printed even with `--log off`).
+pub fn write_always(level: Level, args: fmt::Arguments<'_>) {
+    // A failed write to stderr has nowhere to be reported; dropping it is right.
+    let _ = writeln!(std::io::stderr().lock(), "{level}: {args}");
 }
 
 /// Logs at error level: `error!("bind failed: {e}")`.

@@ -508,13 +508,18 @@ def h2load_cmd(addr, secs, body_path):
             f"http://{addr}{ECHO_PATH}"]
 
 
-def parse_h2load(text):
+def parse_h2load(text, reply_len):
+    """h2load's counts. A gRPC error is HTTP 200 too, so a call is ok only if its reply
+    arrived: the DATA bytes must be `ok` framed replies of `reply_len` bytes; the
+    calls without one count as failed (h2load cannot read grpc-status trailers)."""
     m = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
                   r"(\d+) failed, (\d+) errored, (\d+) timeout", text)
-    if not m:
+    d = re.search(r"traffic: .*\((\d+)\) data", text)
+    if not m or not d:
         return {"h2load_parse_error": 1}
     total, _, done, ok, failed, errored, tmo = (int(x) for x in m.groups())
-    return {"ok": ok, "failed": failed + errored + tmo, "total": total, "done": done}
+    replied = min(ok, int(d.group(1)) // reply_len)
+    return {"ok": replied, "failed": failed + errored + tmo + (ok - replied), "total": total, "done": done}
 
 
 def median_in(samples, key, t0, t1):
@@ -548,6 +553,7 @@ def driver(argv):
     body_path = os.path.join(work, "h2load-body.bin")
     with open(body_path, "wb") as f:
         f.write(grpc_echo_body("h2load soak " + "x" * 1000))
+    reply_len = len(grpc_echo_body("You said: h2load soak " + "x" * 1000))
 
     flav = {}
     for spec in a.servers:
@@ -629,7 +635,7 @@ def driver(argv):
             txt, _ = f["h2load"].communicate()
         with open(os.path.join(out, f"h2load-{name}.txt"), "w") as fh:
             fh.write(txt)
-        f["h2load_res"] = parse_h2load(txt)
+        f["h2load_res"] = parse_h2load(txt, reply_len)
     for name, role, w in workers:
         try:
             w.wait(timeout=60)

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use lean_grpc::config::{self, Command, Config};
+use lean_grpc::log::Level;
 
 fn main() -> ExitCode {
     let config = match Config::from_env() {
@@ -18,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            lean_grpc::log::write_always(Level::Error, format_args!("{e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +29,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Printed whatever the log level (even `--log off`): the one line
             // that says why the server did not start, in the log's format.
-            eprintln!("error: {e}");
+            lean_grpc::log::write_always(Level::Error, format_args!("{e}"));
             ExitCode::FAILURE
         }
     }

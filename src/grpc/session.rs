@@ -119,6 +119,11 @@ pub struct Session {
     /// Message size bounds.
     max_recv: usize,
     max_send: usize,
+    /// Non-gRPC requests whose HTTP error answer waits for the end of the
+    /// request: (stream, status, body). Answering at once would make the
+    /// rest of the request (still checked by the core until our answer is
+    /// written) pass or fail depending on when the driver wrote it.
+    http_errors: Vec<(u32, u16, &'static str)>,
     /// Shutdown started: health says NOT_SERVING, long calls should end.
     draining: bool,
     /// The latest time the driver told us about.
@@ -154,6 +159,7 @@ impl Session {
             conn: Connection::new(limits.h2.clone(), now),
             router,
             calls: Vec::new(),
+            http_errors: Vec::new(),
             max_recv: limits.max_recv_message_size,
             max_send: limits.max_send_message_size,
             draining: false,
@@ -306,6 +312,7 @@ impl Session {
                 } => self.on_data(id, data, end_stream),
                 Event::Trailers { id } => self.on_data(id, Bytes::new(), true),
                 Event::Reset { id, code } => {
+                    self.http_errors.retain(|e| e.0 != id);
                     if let Some(pos) = self.position(id) {
                         let mut call = self.calls.swap_remove(pos);
                         if let Some(h) = &mut call.handler {
@@ -319,11 +326,19 @@ impl Session {
 
     /// A new request: check it is gRPC, route it, start the call.
     fn on_headers(&mut self, id: u32, head: RequestHead, end_stream: bool) {
-        if head.method() != b"POST" {
-            return self.send_http_error(id, 405, NOT_POST_BODY);
-        }
-        if !is_grpc_content_type(head.header(b"content-type")) {
-            return self.send_http_error(id, 415, NOT_GRPC_BODY);
+        let http_error = if head.method() != b"POST" {
+            Some((405, NOT_POST_BODY))
+        } else if !is_grpc_content_type(head.header(b"content-type")) {
+            Some((415, NOT_GRPC_BODY))
+        } else {
+            None
+        };
+        if let Some((status, body)) = http_error {
+            return if end_stream {
+                self.send_http_error(id, status, body)
+            } else {
+                self.http_errors.push((id, status, body));
+            };
         }
         if let Some(encoding) = head.header(b"grpc-encoding").filter(|e| *e != b"identity") {
             let status = Status::new(
@@ -391,9 +406,16 @@ impl Session {
     /// Request body bytes (or the end of the request).
     fn on_data(&mut self, id: u32, data: Bytes, end_stream: bool) {
         let Some(pos) = self.position(id) else {
-            // Already answered (an early error) or reset: the bytes are
-            // dropped and their credit returned.
-            return self.conn.release_stream_credit(id, data.len());
+            // Not a call (a non-gRPC request, an early error, reset): the
+            // bytes are dropped and their credit returned.
+            self.conn.release_stream_credit(id, data.len());
+            if let Some(i) = self.http_errors.iter().position(|e| e.0 == id) {
+                if end_stream {
+                    let (_, status, body) = self.http_errors.swap_remove(i);
+                    self.send_http_error(id, status, body);
+                }
+            }
+            return;
         };
         let call = &mut self.calls[pos];
         call.held += data.len();
@@ -1147,3 +1169,7 @@ mod tests {
         assert_eq!(a.messages().len(), 2);
     }
 }
+
+#[cfg(test)]
+#[path = "session_splits.rs"]
+mod splits;

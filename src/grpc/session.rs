@@ -700,8 +700,13 @@ mod tests {
         }
 
         fn with(config: Config) -> Client {
+            let router = crate::grpc::services::router(config.max_message_size);
+            Client::serving(config, router)
+        }
+
+        fn serving(config: Config, router: Router) -> Client {
             let now = Timestamp::from_secs(1000);
-            let router = Rc::new(crate::grpc::services::router(config.max_message_size));
+            let router = Rc::new(router);
             let mut c = Client {
                 session: Session::new(&config.session_limits(), router, now),
                 now,
@@ -1167,6 +1172,172 @@ mod tests {
         assert!(a.ended);
         assert_eq!(a.grpc_status(), Some(0));
         assert_eq!(a.messages().len(), 2);
+    }
+
+    /// A bidi test service that records what its handlers hear.
+    mod probe {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+
+        use bytes::Bytes;
+
+        use crate::grpc::api::{Cancel, Ctx, Kind, Next, RawCall, Service, Status};
+        use crate::grpc::message;
+        use crate::proto::echo::EchoReply;
+
+        /// What happened to the calls, in order.
+        pub type Log = Rc<RefCell<Vec<String>>>;
+
+        pub struct Probe(pub Log);
+
+        impl Service for Probe {
+            fn name(&self) -> &'static str {
+                "test.Probe"
+            }
+
+            fn methods(&self) -> &'static [(&'static str, Kind)] {
+                &[("Chat", Kind::Bidi), ("Tick", Kind::ServerStreaming)]
+            }
+
+            fn start(
+                &self,
+                method: usize,
+                ctx: &mut Ctx<'_>,
+                _: Option<Bytes>,
+            ) -> Result<Box<dyn RawCall>, Status> {
+                let who = ctx.request_header("x-who").unwrap_or(b"?").to_vec();
+                let key = ctx.request_header_bin("x-key-bin").unwrap_or_default();
+                self.0.borrow_mut().push(format!(
+                    "start {method} {} {key:?}",
+                    String::from_utf8_lossy(&who)
+                ));
+                ctx.set_header("x-hello", b"there")?;
+                ctx.set_trailer("x-raw-bin", &[0, 1, 0xFE])?;
+                Ok(Box::new(Call {
+                    log: Rc::clone(&self.0),
+                    ticks: method == 1,
+                    pending: 0,
+                    closed: false,
+                }))
+            }
+        }
+
+        struct Call {
+            log: Log,
+            /// Produce forever (the Tick method).
+            ticks: bool,
+            pending: usize,
+            closed: bool,
+        }
+
+        impl RawCall for Call {
+            fn on_message(&mut self, _: &mut Ctx<'_>, _: Bytes) -> Result<(), Status> {
+                self.pending += 1;
+                Ok(())
+            }
+
+            fn on_half_close(&mut self, _: &mut Ctx<'_>) -> Result<(), Status> {
+                self.log.borrow_mut().push("half-close".into());
+                self.closed = true;
+                Ok(())
+            }
+
+            fn poll_next(&mut self, _: &mut Ctx<'_>) -> Next<Bytes> {
+                if self.ticks || self.pending > 0 {
+                    self.pending = self.pending.saturating_sub(1);
+                    let reply = EchoReply {
+                        message: "x".repeat(1000),
+                    };
+                    return Next::Message(message::encode(&reply));
+                }
+                if self.closed {
+                    return Next::Done(Status::ok());
+                }
+                Next::Pending
+            }
+
+            fn on_cancel(&mut self, reason: Cancel) {
+                self.log.borrow_mut().push(format!("cancel {reason:?}"));
+            }
+        }
+    }
+
+    fn probe_client() -> (Client, probe::Log) {
+        let log = probe::Log::default();
+        let mut router = crate::grpc::services::router(1 << 20);
+        router.add(probe::Probe(Rc::clone(&log)));
+        (Client::serving(Config::default(), router), log)
+    }
+
+    #[test]
+    fn handlers_see_and_set_metadata() {
+        let (mut c, log) = probe_client();
+        // "AAH/" is base64 (padded or not) for 00 01 FF.
+        c.request(
+            1,
+            "/test.Probe/Chat",
+            &[("x-who", "board"), ("x-key-bin", "AAH/")],
+            false,
+        );
+        c.data(1, &echo_body("a"), true);
+        let a = c.answer(1);
+        assert!(a.ended);
+        assert_eq!(a.field(0, "x-hello"), Some("there"));
+        assert_eq!(a.messages().len(), 1);
+        // -bin trailers go out base64-encoded, unpadded.
+        assert_eq!(a.field(1, "x-raw-bin"), Some("AAH+"));
+        assert_eq!(a.grpc_status(), Some(0));
+        assert_eq!(log.borrow()[0], "start 0 board [0, 1, 255]");
+        assert_eq!(log.borrow()[1], "half-close");
+    }
+
+    #[test]
+    fn cancellation_reaches_the_handler() {
+        let (mut c, log) = probe_client();
+        // Client RST_STREAM.
+        c.request(1, "/test.Probe/Chat", &[], false);
+        c.send(&frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()));
+        assert_eq!(log.borrow().last().unwrap(), "cancel Reset(Cancel)");
+        // Deadline.
+        c.request(3, "/test.Probe/Chat", &[("grpc-timeout", "10m")], false);
+        c.advance(Duration::from_millis(20));
+        assert_eq!(log.borrow().last().unwrap(), "cancel Deadline");
+        assert_eq!(
+            c.answer(3).grpc_status(),
+            Some(crate::service::DEADLINE.as_i32())
+        );
+        // The connection dropped (or the drain over) with a call open.
+        c.request(5, "/test.Probe/Chat", &[], false);
+        assert_eq!(c.session.open_calls(), 1);
+        drop(c);
+        assert_eq!(log.borrow().last().unwrap(), "cancel Closed");
+    }
+
+    #[test]
+    fn a_producer_is_not_polled_past_its_queue_bound() {
+        let (mut c, _log) = probe_client();
+        // No window: nothing can be written, so the queue fills.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        c.request(1, "/test.Probe/Tick", &[], false);
+        c.data(1, &echo_body("go"), true);
+        let queued = c.session.conn.queued_data(1);
+        assert!(
+            (SEND_QUEUE..SEND_QUEUE + 1100).contains(&queued),
+            "{queued}"
+        );
+        for _ in 0..10 {
+            c.advance(Duration::from_millis(100));
+        }
+        assert_eq!(c.session.conn.queued_data(1), queued, "still not polled");
+        // The window opens: it produces again.
+        c.send(&frame(8, 0, 1, &(100_000u32).to_be_bytes()));
+        for _ in 0..5 {
+            c.read();
+        }
+        let written = c.answer(1).data.len();
+        assert!(written >= 60_000, "{written}");
+        let queued = c.session.conn.queued_data(1);
+        assert!(queued < SEND_QUEUE + 1100, "{queued}");
     }
 }
 

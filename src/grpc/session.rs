@@ -1269,6 +1269,22 @@ mod tests {
         (Client::serving(Config::default(), router), log)
     }
 
+    /// An open stream costs its `Call`, the core's `Stream` and the
+    /// handler: all small, so thousands of idle streams fit a board.
+    #[test]
+    fn an_idle_call_is_small() {
+        let call = std::mem::size_of::<Call>();
+        let stream = std::mem::size_of::<crate::h2::stream::Stream>();
+        assert!(call <= 320, "size_of::<Call>() = {call}");
+        assert!(stream <= 256, "size_of::<Stream>() = {stream}");
+        let (mut c, _log) = probe_client();
+        c.request(1, "/test.Probe/Chat", &[], false);
+        let pos = c.session.position(1).unwrap();
+        let call = &c.session.calls[pos];
+        assert!(call.head.is_none(), "a started call keeps no request head");
+        assert_eq!(call.meta.headers.iter().count(), 1);
+    }
+
     #[test]
     fn handlers_see_and_set_metadata() {
         let (mut c, log) = probe_client();

@@ -465,7 +465,10 @@ impl Session {
         };
         if let Some(handler) = &mut call.handler {
             if self.conn.queued_data(call.id) >= SEND_QUEUE {
+                // Polled again once the queue drains (`poll_transmit`); a
+                // timer it asked for meanwhile would only wake us in vain.
                 call.blocked = true;
+                call.wake = None;
                 return Step::Idle;
             }
             call.blocked = false;
@@ -1242,7 +1245,12 @@ mod tests {
                 Ok(())
             }
 
-            fn poll_next(&mut self, _: &mut Ctx<'_>) -> Next<Bytes> {
+            fn poll_next(&mut self, ctx: &mut Ctx<'_>) -> Next<Bytes> {
+                if self.ticks {
+                    // Asks for a timer it does not need: must not spin a
+                    // blocked call.
+                    ctx.wake_at(ctx.now());
+                }
                 if self.ticks || self.pending > 0 {
                     self.pending = self.pending.saturating_sub(1);
                     let reply = EchoReply {
@@ -1340,6 +1348,10 @@ mod tests {
         assert!(
             (SEND_QUEUE..SEND_QUEUE + 1100).contains(&queued),
             "{queued}"
+        );
+        assert!(
+            c.session.poll_timeout().is_none_or(|t| t > c.now),
+            "a blocked call asks for no timer"
         );
         for _ in 0..10 {
             c.advance(Duration::from_millis(100));

@@ -1234,7 +1234,10 @@ mod tests {
         }
 
         impl RawCall for Call {
-            fn on_message(&mut self, _: &mut Ctx<'_>, _: Bytes) -> Result<(), Status> {
+            fn on_message(&mut self, _: &mut Ctx<'_>, request: Bytes) -> Result<(), Status> {
+                if request.is_empty() {
+                    return Err(Status::new(crate::status::Code::Aborted, "empty request"));
+                }
                 self.pending += 1;
                 Ok(())
             }
@@ -1313,6 +1316,28 @@ mod tests {
         assert_eq!(a.grpc_status(), Some(0));
         assert_eq!(log.borrow()[0], "start 0 board [0, 1, 255]");
         assert_eq!(log.borrow()[1], "half-close");
+    }
+
+    #[test]
+    fn a_handler_error_mid_stream_ends_only_its_call() {
+        let (mut c, _log) = probe_client();
+        c.request(1, "/test.Probe/Chat", &[], false);
+        c.request(3, "/test.Probe/Chat", &[], false);
+        c.data(1, &echo_body("a"), false);
+        c.data(3, &echo_body("b"), false);
+        // An empty message makes the handler fail: after its first reply,
+        // stream 1 ends with the handler's status in trailers.
+        c.data(1, &echo_body(""), false);
+        let a = c.answer(1);
+        assert!(a.ended);
+        assert_eq!(a.messages().len(), 1);
+        assert_eq!(a.grpc_status(), Some(Code::Aborted.as_i32()));
+        // Stream 3 goes on.
+        c.data(3, &echo_body("c"), true);
+        let b = c.answer(3);
+        assert_eq!(b.messages().len(), 2);
+        assert_eq!(b.grpc_status(), Some(0));
+        assert_eq!(c.session.open_calls(), 0);
     }
 
     #[test]

@@ -21,6 +21,7 @@ const PROTOS: &[&str] = &[
     "echo.proto",
     "grpc/health/v1/health.proto",
     "grpc/reflection/v1/reflection.proto",
+    "grpc/reflection/v1alpha/reflection.proto",
 ];
 
 /// Schemas compiled for examples only (`examples/`): generated like the

@@ -80,8 +80,9 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// One configuration option: flag, environment variable, default, help.
-#[derive(Debug)]
+/// One configuration option, declared once: flag, environment variable,
+/// default, help line and the parser that stores its value in [`Config`].
+/// `--help`, the README table, the systemd unit and the code all follow it.
 pub struct Opt {
     /// Long flag name without the dashes.
     pub flag: &'static str,
@@ -93,6 +94,16 @@ pub struct Opt {
     pub default: &'static str,
     /// One-line description.
     pub help: &'static str,
+    /// Parses a value (already trimmed) into the configuration.
+    pub set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+impl fmt::Debug for Opt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opt")
+            .field("flag", &self.flag)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every option the server takes, in `--help` order.
@@ -103,6 +114,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "ADDR",
         default: "[::]:50051",
         help: "address and port to listen on",
+        set: |c, v| {
+            c.listen = parse_addr(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "max-message-size",
@@ -110,6 +125,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "BYTES",
         default: "4MiB",
         help: "largest request message accepted (larger: RESOURCE_EXHAUSTED)",
+        set: |c, v| {
+            c.max_message_size = bounded(parse_size(v)?, 1, u32::MAX as u64)? as usize;
+            Ok(())
+        },
     },
     Opt {
         flag: "max-concurrent-streams",
@@ -117,6 +136,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "N",
         default: "100",
         help: "concurrent calls per connection (HTTP/2 setting)",
+        set: |c, v| {
+            c.max_concurrent_streams = bounded(parse_u64(v)?, 1, u32::MAX as u64)? as u32;
+            Ok(())
+        },
     },
     Opt {
         flag: "max-connections",
@@ -124,6 +147,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "N",
         default: "256",
         help: "open connections at once; more are refused",
+        set: |c, v| {
+            c.max_connections = bounded(parse_u64(v)?, 1, 1 << 20)? as usize;
+            Ok(())
+        },
     },
     Opt {
         flag: "max-header-list-size",
@@ -131,6 +158,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "BYTES",
         default: "16KiB",
         help: "bound on one request's header block (HTTP/2 setting)",
+        set: |c, v| {
+            c.max_header_list_size = bounded(parse_size(v)?, 1024, 16 << 20)? as u32;
+            Ok(())
+        },
     },
     Opt {
         flag: "keepalive-interval",
@@ -138,6 +169,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "DURATION",
         default: "2h",
         help: "server PING interval on a connection, or 'off'",
+        set: |c, v| {
+            c.keepalive_interval = parse_optional_duration(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "keepalive-timeout",
@@ -145,6 +180,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "DURATION",
         default: "20s",
         help: "close a connection whose PING is not acked in time",
+        set: |c, v| {
+            c.keepalive_timeout = parse_duration(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "max-local-resets",
@@ -152,6 +191,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "N",
         default: "1024",
         help: "streams reset for client errors before the connection is closed",
+        set: |c, v| {
+            c.max_local_resets = bounded(parse_u64(v)?, 1, 1 << 20)? as usize;
+            Ok(())
+        },
     },
     Opt {
         flag: "tcp-nodelay",
@@ -159,13 +202,21 @@ pub const OPTIONS: &[Opt] = &[
         value: "BOOL",
         default: "true",
         help: "set TCP_NODELAY on accepted sockets",
+        set: |c, v| {
+            c.tcp_nodelay = parse_bool(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "handshake-timeout",
         env: "ECHO_HANDSHAKE_TIMEOUT",
         value: "DURATION",
         default: "10s",
-        help: "time a new connection has to complete the HTTP/2 preface",
+        help: "time a new connection has to complete the HTTP/2 preface (more than 0)",
+        set: |c, v| {
+            c.handshake_timeout = parse_positive_duration(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "idle-timeout",
@@ -173,6 +224,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "DURATION",
         default: "5m",
         help: "close a connection with no calls for this long, or 'off'",
+        set: |c, v| {
+            c.idle_timeout = parse_optional_duration(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "drain-timeout",
@@ -180,6 +235,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "DURATION",
         default: "10s",
         help: "on SIGINT/SIGTERM, time given to in-flight calls",
+        set: |c, v| {
+            c.drain_timeout = parse_duration(v)?;
+            Ok(())
+        },
     },
     Opt {
         flag: "log",
@@ -187,6 +246,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "LEVEL",
         default: "info",
         help: "stderr log level: off, error, warn, info, debug",
+        set: |c, v| {
+            c.log = v.parse()?;
+            Ok(())
+        },
     },
     Opt {
         flag: "tls-cert",
@@ -194,6 +257,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "FILE",
         default: "",
         help: "PEM certificate chain: serve h2 over TLS (needs --tls-key; empty = plaintext)",
+        set: |c, v| {
+            c.tls_cert = parse_path(v);
+            Ok(())
+        },
     },
     Opt {
         flag: "tls-key",
@@ -201,6 +268,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "FILE",
         default: "",
         help: "PEM private key for --tls-cert",
+        set: |c, v| {
+            c.tls_key = parse_path(v);
+            Ok(())
+        },
     },
     Opt {
         flag: "client-ca",
@@ -208,6 +279,10 @@ pub const OPTIONS: &[Opt] = &[
         value: "FILE",
         default: "",
         help: "PEM CA(s): require client certificates signed by them (mutual TLS)",
+        set: |c, v| {
+            c.client_ca = parse_path(v);
+            Ok(())
+        },
     },
 ];
 
@@ -289,14 +364,9 @@ impl Config {
         I::Item: Into<OsString>,
         E: Fn(&str) -> Option<String>,
     {
-        let mut config = Config::default();
-        for opt in OPTIONS {
-            if let Some(value) = env(opt.env) {
-                config
-                    .set(opt.flag, &value)
-                    .map_err(|e| ConfigError(format!("{}: {e}", opt.env)))?;
-            }
-        }
+        // Flags are read first, so `--help` and `--version` work whatever the
+        // environment holds; they are applied after it, so they win over it.
+        let mut flags = Vec::new();
         let mut parser = lexopt::Parser::from_args(args);
         while let Some(arg) = parser.next().map_err(|e| ConfigError(e.to_string()))? {
             match arg {
@@ -316,12 +386,23 @@ impl Config {
                         .map_err(|e| ConfigError(e.to_string()))?
                         .into_string()
                         .map_err(|_| ConfigError(format!("--{name}: value is not valid UTF-8")))?;
-                    config
-                        .set(&name, &value)
-                        .map_err(|e| ConfigError(format!("--{name}: {e}")))?;
+                    flags.push((name, value));
                 }
                 other => return Err(ConfigError(other.unexpected().to_string())),
             }
+        }
+        let mut config = Config::default();
+        for opt in OPTIONS {
+            if let Some(value) = env(opt.env) {
+                config
+                    .set(opt.flag, &value)
+                    .map_err(|e| ConfigError(format!("{}: {e}", opt.env)))?;
+            }
+        }
+        for (name, value) in flags {
+            config
+                .set(&name, &value)
+                .map_err(|e| ConfigError(format!("--{name}: {e}")))?;
         }
         config.check_tls()?;
         Ok(Command::Run(config))
@@ -353,39 +434,13 @@ impl Config {
         Config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok())
     }
 
-    /// Sets one option from its textual value.
+    /// Sets one option from its textual value, with the option's own parser.
     fn set(&mut self, flag: &str, v: &str) -> Result<(), String> {
-        let v = v.trim();
-        match flag {
-            "listen" => self.listen = parse_addr(v)?,
-            "max-message-size" => {
-                self.max_message_size = bounded(parse_size(v)?, 1, u32::MAX as u64)? as usize
-            }
-            "max-concurrent-streams" => {
-                self.max_concurrent_streams = bounded(parse_u64(v)?, 1, u32::MAX as u64)? as u32
-            }
-            "max-connections" => {
-                self.max_connections = bounded(parse_u64(v)?, 1, 1 << 20)? as usize
-            }
-            "max-header-list-size" => {
-                self.max_header_list_size = bounded(parse_size(v)?, 1024, 16 << 20)? as u32
-            }
-            "keepalive-interval" => self.keepalive_interval = parse_optional_duration(v)?,
-            "keepalive-timeout" => self.keepalive_timeout = parse_duration(v)?,
-            "max-local-resets" => {
-                self.max_local_resets = bounded(parse_u64(v)?, 1, 1 << 20)? as usize
-            }
-            "tcp-nodelay" => self.tcp_nodelay = parse_bool(v)?,
-            "handshake-timeout" => self.handshake_timeout = parse_duration(v)?,
-            "idle-timeout" => self.idle_timeout = parse_optional_duration(v)?,
-            "drain-timeout" => self.drain_timeout = parse_duration(v)?,
-            "log" => self.log = v.parse()?,
-            "tls-cert" => self.tls_cert = parse_path(v),
-            "tls-key" => self.tls_key = parse_path(v),
-            "client-ca" => self.client_ca = parse_path(v),
-            _ => return Err(format!("unknown option '{flag}'")),
-        }
-        Ok(())
+        let opt = OPTIONS
+            .iter()
+            .find(|o| o.flag == flag)
+            .ok_or_else(|| format!("unknown option '{flag}'"))?;
+        (opt.set)(self, v.trim())
     }
 
     /// A one-line summary of the limits, for the startup log line.
@@ -433,8 +488,9 @@ pub fn help() -> String {
     s.push_str(
         "  -h, --help                         print this help\n\
          \x20 -V, --version                      print version and build flavour\n\n\
-         Sizes take B, KiB or MiB suffixes (K = KiB, M = MiB); durations take ms, s, m or h\n\
-         (a bare number is seconds). SIGINT/SIGTERM drain in-flight calls, then exit 0.\n",
+         Sizes take B, KiB, MiB or GiB suffixes (K = KiB, M = MiB; KB and MB are refused as\n\
+         ambiguous); durations take ms, s, m or h (a bare number is seconds).\n\
+         SIGINT/SIGTERM drain in-flight calls, then exit 0.\n",
     );
     s
 }
@@ -470,9 +526,21 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
     let (num, unit) = v.split_at(split);
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        // 4MB could mean 4,000,000 or 4,194,304 bytes: say so rather than guess.
+        "kb" | "mb" | "gb" => {
+            let binary = &unit[..1];
+            return Err(format!(
+                "'{v}' is ambiguous: write {num}{binary}iB for {num} × {} bytes, or the number of bytes",
+                match binary.to_ascii_lowercase().as_str() {
+                    "k" => "1024",
+                    "m" => "1024²",
+                    _ => "1024³",
+                }
+            ));
+        }
         _ => {
             return Err(format!(
                 "'{v}' has an unknown size unit (use B, KiB, MiB or GiB)"
@@ -502,6 +570,15 @@ pub fn parse_duration(v: &str) -> Result<Duration, String> {
     };
     ms.map(Duration::from_millis)
         .ok_or_else(|| format!("'{v}' is too long"))
+}
+
+/// Like [`parse_duration`], but 0 is an error (a timeout of nothing would
+/// close every connection at once; `off` is not offered).
+pub fn parse_positive_duration(v: &str) -> Result<Duration, String> {
+    match parse_duration(v)? {
+        d if d.is_zero() => Err(format!("'{v}' must be more than 0")),
+        d => Ok(d),
+    }
 }
 
 /// Like [`parse_duration`], but `off`, `none` or `0` mean "disabled".
@@ -637,6 +714,51 @@ mod tests {
             assert!(h.contains(o.env));
         }
         assert!(version().contains(crate::FLAVOUR));
+    }
+
+    #[test]
+    fn help_and_version_work_with_a_bad_environment() {
+        let bad = [("ECHO_MAX_CONNECTIONS", "lots")];
+        assert_eq!(parse(&["--help"], &bad), Ok(Command::Help));
+        assert_eq!(parse(&["--version"], &bad), Ok(Command::Version));
+        let e = parse(&[], &bad).unwrap_err();
+        assert!(e.0.starts_with("ECHO_MAX_CONNECTIONS: "), "{e}");
+        // A bad environment value is still an error when a flag sets the option.
+        assert!(parse(&["--max-connections", "5"], &bad).is_err());
+    }
+
+    #[test]
+    fn handshake_timeout_must_be_positive() {
+        for zero in ["0", "0s", "0ms"] {
+            let e = parse(&["--handshake-timeout", zero], &[]).unwrap_err();
+            assert!(e.0.contains("must be more than 0"), "{e}");
+        }
+        let c = run(&["--handshake-timeout", "1ms"], &[]);
+        assert_eq!(c.handshake_timeout, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn si_looking_size_units_are_refused() {
+        for (v, hint) in [("4MB", "4MiB"), ("16kb", "16kiB"), ("1GB", "1GiB")] {
+            let e = parse_size(v).unwrap_err();
+            assert!(e.contains("ambiguous") && e.contains(hint), "{v}: {e}");
+        }
+        let e = parse(&["--max-message-size", "4MB"], &[]).unwrap_err();
+        assert!(
+            e.0.starts_with("--max-message-size: '4MB' is ambiguous"),
+            "{e}"
+        );
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("4mib"), Ok(4 << 20));
+    }
+
+    #[test]
+    fn every_option_has_a_parser_that_accepts_its_default() {
+        for o in OPTIONS {
+            let mut c = Config::default();
+            assert_eq!((o.set)(&mut c, o.default), Ok(()), "--{}", o.flag);
+            assert_eq!(c, Config::default(), "--{} default", o.flag);
+        }
     }
 
     #[test]

@@ -4,6 +4,15 @@
 //! Echo RPC, and the status each kind of bad request gets, so the same input
 //! yields the same answer whichever server answers. The flavours only adapt
 //! these functions to their service APIs.
+//!
+//! The optional services keep their logic in submodules the same way:
+//! [`interop`] (grpc's interop TestService, feature `interop`) and
+//! [`telemetry`] (board readings, feature `telemetry`).
+
+#[cfg(feature = "interop")]
+pub mod interop;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 
 use std::time::Duration;
 
@@ -143,6 +152,21 @@ pub const CARDINALITY_MESSAGE: &str = "more than one request message for a metho
 
 /// Status for a call whose `grpc-timeout` expired before the reply.
 pub const DEADLINE: Code = Code::DeadlineExceeded;
+
+/// Body of the HTTP 405 answer to a non-POST request (a browser, `curl`),
+/// sent with `allow: POST` (RFC 9110 §15.5.6).
+pub const NOT_POST_BODY: &str = "this is a gRPC server; use a gRPC client (method must be POST)\n";
+/// Body of the HTTP 415 answer to a request that is not `application/grpc`.
+pub const NOT_GRPC_BODY: &str =
+    "this is a gRPC server; use a gRPC client (content-type must be application/grpc)\n";
+
+/// Whether a request field value is malformed (RFC 9113 §8.2.1): it contains
+/// NUL, LF or CR, or starts or ends with a space or tab.
+pub fn malformed_field_value(value: &[u8]) -> bool {
+    value.iter().any(|&b| b == 0 || b == b'\n' || b == b'\r')
+        || value.first().is_some_and(|&b| b == b' ' || b == b'\t')
+        || value.last().is_some_and(|&b| b == b' ' || b == b'\t')
+}
 
 #[cfg(test)]
 mod tests {

@@ -194,26 +194,125 @@ fn idle_connection_does_not_hold_up_shutdown() {
     );
 }
 
+/// The README's configuration table, row by row, must be exactly the option
+/// table of `src/config.rs`: no missing row, no extra row, same order, and each
+/// row's flag, placeholder, environment variable, default (empty: `none`) and
+/// meaning (the `--help` line) as declared there.
 #[test]
 fn readme_configuration_table_matches_the_options() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
     let readme = std::fs::read_to_string(path).expect("README.md");
+    let section = readme
+        .split("\n## Configuration\n")
+        .nth(1)
+        .expect("README.md has a '## Configuration' section");
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| flag |"))
+        .skip(2) // the header and its |---| line
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect();
+    let want: Vec<Vec<String>> = OPTIONS
+        .iter()
+        .map(|o| {
+            vec![
+                format!("`--{}` {}", o.flag, o.value),
+                format!("`{}`", o.env),
+                if o.default.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("`{}`", o.default)
+                },
+                o.help.to_owned(),
+            ]
+        })
+        .collect();
+    for (i, (have, want)) in rows.iter().zip(&want).enumerate() {
+        assert_eq!(have, want, "README configuration table, row {}", i + 1);
+    }
+    assert_eq!(
+        rows.len(),
+        want.len(),
+        "README configuration table has {} rows, src/config.rs declares {} options",
+        rows.len(),
+        want.len()
+    );
+}
+
+#[test]
+fn log_off_still_prints_the_startup_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    assert_one_line_failure(&["--listen", &addr, "--log", "off"], &[], &addr);
+    assert_one_line_failure(&["--listen", &addr], &[("ECHO_LOG", "off")], &addr);
+}
+
+#[test]
+fn help_and_version_work_with_an_invalid_environment() {
+    let bad = [("ECHO_MAX_MESSAGE_SIZE", "lots")];
+    let out = run(SERVER_BIN, &["--help"], &bad, QUICK);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("--max-message-size"));
+    let out = run(SERVER_BIN, &["--version"], &bad, QUICK);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.starts_with("echo-server "), "{}", out.stdout);
+}
+
+#[test]
+fn zero_handshake_timeout_and_ambiguous_sizes_are_refused() {
+    assert_one_line_failure(&["--handshake-timeout", "0"], &[], "must be more than 0");
+    assert_one_line_failure(&["--max-message-size", "4MB"], &[], "ambiguous");
+}
+
+/// The systemd unit lists every option's variable once (set, or commented out
+/// with its default) and nothing the server does not read.
+#[test]
+fn systemd_unit_lists_every_option_once() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/boards/echo-server.service");
+    let unit = std::fs::read_to_string(path).expect("boards/echo-server.service");
+    let lines: Vec<(bool, &str, &str)> = unit
+        .lines()
+        .filter_map(|l| {
+            let commented = l.starts_with('#');
+            let rest = l
+                .trim_start_matches('#')
+                .strip_prefix("Environment=ECHO_")?;
+            let (name, value) = rest.split_once('=')?;
+            Some((
+                commented,
+                &l[l.find("ECHO_").expect("ECHO_")..][..name.len() + 5],
+                value,
+            ))
+        })
+        .collect();
     for o in OPTIONS {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with('|') && l.contains(&format!("`--{}`", o.flag)))
-            .unwrap_or_else(|| panic!("README.md has no table row for --{}", o.flag));
-        assert!(
-            row.contains(&format!("`{}`", o.env)),
-            "README row for --{} lacks {}: {row}",
-            o.flag,
-            o.env
+        let mine: Vec<_> = lines.iter().filter(|(_, n, _)| *n == o.env).collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "the unit lists {} {} times",
+            o.env,
+            mine.len()
         );
+        let (commented, _, value) = mine[0];
+        if *commented && !o.default.is_empty() {
+            assert_eq!(
+                *value, o.default,
+                "the unit's commented {} is not the default",
+                o.env
+            );
+        }
+    }
+    for (_, name, _) in &lines {
         assert!(
-            row.contains(&format!("`{}`", o.default)),
-            "README row for --{} lacks default {}: {row}",
-            o.flag,
-            o.default
+            OPTIONS.iter().any(|o| o.env == *name),
+            "the unit sets {name}, which echo-server does not read"
         );
     }
 }

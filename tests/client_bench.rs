@@ -113,7 +113,24 @@ fn no_server_is_a_start_up_error() {
     let out = bench(&["--addr", &format!("127.0.0.1:{port}"), "--requests", "5"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot connect"), "{err}");
+    assert!(
+        err.contains("connection 1 of 1: UNAVAILABLE: connection refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn absurd_connection_counts_fail_at_once() {
+    for args in [
+        &["--connections", "10000"][..],
+        &["--connections", "1000", "--streams", "1000"],
+    ] {
+        let out = bench(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--connections"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
 }
 
 #[test]

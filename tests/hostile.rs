@@ -275,6 +275,11 @@ fn malformed_requests_are_stream_protocol_errors() {
     unknown_pseudo.push((":protocol-x", "1"));
     let mut twice = base.clone();
     twice.push((":path", ECHO));
+    let with = |name: &'static str, value: &'static str| -> Vec<(&str, &str)> {
+        let mut fields = base.clone();
+        fields.push((name, value));
+        fields
+    };
     // RFC 9113 §8.1.1: a malformed request is a stream error of type
     // PROTOCOL_ERROR; the connection carries on.
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
@@ -286,6 +291,11 @@ fn malformed_requests_are_stream_protocol_errors() {
         ("te other than trailers", te_gzip),
         ("unknown pseudo-header", unknown_pseudo),
         ("duplicate :path", twice),
+        // §8.2.1: only a pseudo-header's leading colon may appear in a name,
+        // and a value must not start or end with whitespace.
+        ("colon in a field name", with("x:y", "1")),
+        ("value with leading space", with("x-pad", " v")),
+        ("value with trailing tab", with("x-pad", "v\t")),
     ];
     let mut wrong = Vec::new();
     for (what, fields) in cases {
@@ -334,7 +344,9 @@ enum Reaction {
 /// Not configurable; documented in the README.
 fn tokio_malformed_request(what: &str) -> Reaction {
     match what {
-        "upper-case field name" | "unknown pseudo-header" => Reaction::Goaway(code::PROTOCOL_ERROR),
+        "upper-case field name" | "unknown pseudo-header" | "colon in a field name" => {
+            Reaction::Goaway(code::PROTOCOL_ERROR)
+        }
         _ => Reaction::Reset(code::PROTOCOL_ERROR),
     }
 }

@@ -6,55 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::clients::{self, python};
 use common::{run, Output, Server};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn venv_python() -> PathBuf {
-    let python = Path::new(ROOT).join("target/interop/venv/bin/python");
-    let stubs = Path::new(ROOT).join("target/interop/gen/echo_pb2_grpc.py");
-    assert!(
-        python.exists() && stubs.exists(),
-        "the Python interop clients are not installed ({} / {} missing): \
-         run scripts/test, which sets them up (or tests/interop/setup.sh)",
-        python.display(),
-        stubs.display()
-    );
-    python
-}
-
-fn python(script: &str, args: &[&str]) -> Output {
-    let python = venv_python();
-    let script = Path::new(ROOT).join("tests/interop/python").join(script);
-    let gen = Path::new(ROOT).join("target/interop/gen");
-    let mut all = vec![script.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run(
-        python.to_str().expect("utf-8 path"),
-        &all,
-        &[
-            ("PYTHONPATH", gen.to_str().expect("utf-8 path")),
-            ("PYTHONDONTWRITEBYTECODE", "1"),
-        ],
-        CLIENT_TIMEOUT,
-    )
-}
-
 fn node_client(args: &[&str]) -> Output {
-    let dir = Path::new(ROOT).join("tests/interop/node");
-    assert!(
-        dir.join("node_modules/@grpc/grpc-js").exists(),
-        "the Node interop client is not installed (tests/interop/node/node_modules missing): \
-         run scripts/test, which sets it up (or tests/interop/setup.sh)"
-    );
-    let script = dir.join("client.js");
-    let mut all = vec![script.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run("node", &all, &[], CLIENT_TIMEOUT)
+    clients::node("client.js", args)
 }
 
 #[test]
@@ -90,6 +49,35 @@ fn python_health_check_is_serving() {
         "stderr:\n{}",
         out.stderr
     );
+}
+
+/// grpcio-reflection's client (v1alpha) lists the services and resolves
+/// every one to its methods from the schema files reflection sends.
+#[cfg(any(feature = "tokio-server", feature = "reflection"))]
+#[test]
+fn python_reflection_client_describes_every_service() {
+    let server = Server::start(&[]);
+    let out = python("reflection_client.py", &[&server.addr().to_string()]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for service in [
+        "echo.Echo: Reply ReplyMany ReplyJoined ReplyEach",
+        "grpc.health.v1.Health: Check Watch",
+        "grpc.reflection.v1.ServerReflection: ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection: ServerReflectionInfo",
+    ] {
+        assert!(lines.contains(&service), "no {service:?} in {lines:#?}");
+    }
+    #[cfg(all(feature = "tokio-server", feature = "interop"))]
+    assert!(
+        lines.contains(
+            &"grpc.testing.TestService: EmptyCall UnaryCall StreamingOutputCall \
+             StreamingInputCall FullDuplexCall HalfDuplexCall UnimplementedMethod"
+        ),
+        "{lines:#?}"
+    );
+    #[cfg(all(feature = "tokio-server", feature = "telemetry"))]
+    assert!(lines.contains(&"telemetry.Telemetry: Watch"), "{lines:#?}");
 }
 
 #[test]
@@ -169,12 +157,10 @@ fn h2load_many_streams_per_connection_all_succeed() {
         .output()
         .is_ok();
     if !h2load_present {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-        assert!(
-            !ci,
-            "h2load (Debian package nghttp2-client) is required under CI; .ci/run installs it"
+        common::skip::skip(
+            "interop::h2load_many_streams_per_connection_all_succeed",
+            "h2load not installed (apt-get install nghttp2-client; scripts/test installs it)",
         );
-        eprintln!("SKIPPED h2load interop: h2load not installed (apt-get install nghttp2-client); CI never skips this");
         return;
     }
     let server = Server::start(&[]);
@@ -233,13 +219,42 @@ fn h2load_many_streams_per_connection_all_succeed() {
         Some(requests),
         "{text}"
     );
-    // The server is still healthy afterwards.
-    let out = python("tutorial_client.py", &[&server.addr().to_string()]);
+    // HTTP 200 is not gRPC success: an error status comes back as HTTP 200 with
+    // grpc-status in a trailers-only response and no DATA. h2load cannot read
+    // trailers, but it counts the DATA bytes it received: exactly one framed
+    // `EchoReply { "You said: hello" }` per request means every call got its reply.
+    let reply = common::raw::grpc_frame(&common::raw::echo_request(b"You said: hello"));
     assert_eq!(
-        out.stdout, "Echo client received: You said: Hello World!\n",
-        "stderr:\n{}",
-        out.stderr
+        h2load_data_bytes(text),
+        Some(requests * reply.len() as u64),
+        "not every request got exactly the expected reply ({} bytes each):\n{text}",
+        reply.len()
     );
+    // The server is still healthy afterwards: the same request on a new
+    // connection gets grpc-status 0 and exactly that reply.
+    let mut conn = common::raw::Conn::handshake(server.addr());
+    conn.headers(1, &common::raw::grpc_headers("/echo.Echo/Reply"), false);
+    conn.data(1, &std::fs::read(&body).expect("read body"), true);
+    let resp = conn.response(1, Duration::from_secs(10));
+    assert_eq!(resp.grpc_status(), Some(0), "{resp:?}");
+    assert_eq!(resp.data, reply, "{resp:?}");
+}
+
+/// The DATA bytes h2load received: `N` in "traffic: ... (N) data".
+fn h2load_data_bytes(output: &str) -> Option<u64> {
+    let line = output
+        .lines()
+        .find(|l| l.trim_start().starts_with("traffic:"))?;
+    let before = line.strip_suffix(" data")?;
+    let open = before.rfind('(')?;
+    before[open + 1..].strip_suffix(')')?.parse().ok()
+}
+
+#[test]
+fn h2load_traffic_parser_reads_data_bytes() {
+    let sample = "traffic: 88.28KB (90400) total, 1.21KB (1240) headers (space savings 95.39%), 85.94KB (88000) data\n";
+    assert_eq!(h2load_data_bytes(sample), Some(88000));
+    assert_eq!(h2load_data_bytes("traffic: nothing"), None);
 }
 
 #[test]

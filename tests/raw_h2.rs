@@ -109,6 +109,50 @@ fn get_root_gets_a_complete_error_response() {
     );
 }
 
+/// The exact refusal both flavours give a request that is not gRPC: a
+/// complete response with `status`, a `text/plain` body and, for 405, `allow: POST`.
+fn assert_http_refusal(fields: &[(&str, &str)], status: u16, body: &str) {
+    let server = Server::start(&[]);
+    let mut conn = Conn::handshake(server.addr());
+    conn.headers(1, fields, true);
+    let resp = conn.response(1, WAIT);
+    assert_eq!(resp.status(), Some(status), "{fields:?}: {resp:?}");
+    let allow = if status == 405 { Some("POST") } else { None };
+    assert_eq!(resp.get("allow"), allow, "{resp:?}");
+    assert!(
+        resp.get("content-type")
+            .is_some_and(|c| c.starts_with("text/plain")),
+        "{resp:?}"
+    );
+    assert_eq!(String::from_utf8_lossy(&resp.data), body, "{resp:?}");
+    assert!(resp.ended, "{resp:?}");
+    assert_echo_works(&mut conn, 3, "after the refusal");
+}
+
+#[test]
+fn any_method_but_post_gets_405_with_allow_post() {
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/echo.Echo/Reply"),
+        ("PUT", "/echo.Echo/Reply"),
+    ] {
+        let mut fields = grpc_headers(path);
+        fields[0] = (":method", method);
+        assert_http_refusal(&fields, 405, lean_grpc::service::NOT_POST_BODY);
+    }
+}
+
+#[test]
+fn wrong_content_type_gets_415_with_a_text_body() {
+    let mut fields = grpc_headers("/echo.Echo/Reply");
+    for f in fields.iter_mut() {
+        if f.0 == "content-type" {
+            f.1 = "text/plain";
+        }
+    }
+    assert_http_refusal(&fields, 415, lean_grpc::service::NOT_GRPC_BODY);
+}
+
 #[test]
 fn wrong_content_type_is_refused() {
     let mut fields = grpc_headers("/echo.Echo/Reply");
@@ -244,7 +288,10 @@ fn many_streams_on_one_raw_connection() {
 fn wildcard_ipv6_listen_serves_ipv4_and_ipv6_loopback() {
     // The default listen address is [::]:50051; it must take IPv4 clients too.
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("SKIPPED: this machine has no IPv6 loopback");
+        common::skip::skip(
+            "raw_h2::wildcard_ipv6_listen_serves_ipv4_and_ipv6_loopback",
+            "this machine has no IPv6 loopback ([::1] cannot be bound)",
+        );
         return;
     }
     let server = Server::start(&["--listen", "[::]:0"]);

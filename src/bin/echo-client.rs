@@ -13,6 +13,12 @@ fn main() -> ExitCode {
     if args.peek().is_some_and(|a| a == "bench") {
         return lean_grpc::client::bench::main(args.skip(1));
     }
+    if args
+        .peek()
+        .is_some_and(|a| client::stream::is_subcommand(a))
+    {
+        return client::stream::main(args);
+    }
     let command = match cli::parse(args) {
         Ok(command) => command,
         Err(e) => {
@@ -45,7 +51,7 @@ fn main() -> ExitCode {
         Command::Help | Command::Version => {}
         Command::Echo { target, message } => {
             let reply = runtime.block_on(async {
-                let channel = connect(&target).await?;
+                let channel = client::connect_target(&target).await?;
                 client::echo(channel, &message, target.timeout).await
             });
             match reply {
@@ -55,7 +61,7 @@ fn main() -> ExitCode {
         }
         Command::Health { target, service } => {
             let status = runtime.block_on(async {
-                let channel = connect(&target).await?;
+                let channel = client::connect_target(&target).await?;
                 client::health(channel, &service, target.timeout).await
             });
             match status {
@@ -70,20 +76,6 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-/// Connects to the target, over TLS when it names TLS files.
-async fn connect(target: &cli::Target) -> Result<tonic::transport::Channel, ClientError> {
-    #[cfg(feature = "tls")]
-    if target.tls.is_set() {
-        let tls = target.tls.load().map_err(|e| ClientError {
-            code: lean_grpc::status::Code::InvalidArgument,
-            message: e,
-            addr: None,
-        })?;
-        return client::connect_tls(&target.addr, target.timeout, tls).await;
-    }
-    client::connect(&target.addr, target.timeout).await
 }
 
 fn failed(e: &ClientError) -> ExitCode {

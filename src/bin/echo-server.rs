@@ -26,7 +26,9 @@ fn main() -> ExitCode {
     match lean_grpc::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            lean_grpc::error!("{e}");
+            // Printed whatever the log level (even `--log off`): the one line
+            // that says why the server did not start, in the log's format.
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

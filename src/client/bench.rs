@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::{parse_duration, parse_size};
 use crate::proto::echo::echo_client::EchoClient;
@@ -36,7 +36,15 @@ use crate::service::REPLY_PREFIX;
 use crate::status::Code;
 
 /// Address used when `--addr` is not given.
-pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
+pub use super::DEFAULT_ADDR;
+/// Most `--connections` accepted: each is a socket (a file descriptor on both
+/// ends) and a connection the server must allow (its default `--max-connections`
+/// is 256). More fails at once instead of a run of refusals.
+pub const MAX_CONNECTIONS: usize = 1000;
+/// Most calls in flight at once (`--connections` × `--streams`).
+pub const MAX_IN_FLIGHT: usize = 100_000;
+/// Time each connection has to be established.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Run length when neither `--duration` nor `--requests` is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// The message sent when `--message-size` is not given.
@@ -56,9 +64,13 @@ Usage: echo-client bench [OPTIONS]
 Drives unary echo.Echo/Reply calls and reports throughput and latency.
 
 Options:
-  --addr URL            server address [default: http://127.0.0.1:50051]
-  --connections C       separate HTTP/2 connections [default: 1]
-  --streams S           concurrent calls per connection [default: 1]
+  --addr URL            server address: http://HOST:PORT, https://HOST:PORT or HOST:PORT
+                        [default: http://127.0.0.1:50051]
+  --ca FILE             TLS: trust this PEM CA (a HOST:PORT address then means https://)
+  --cert FILE           TLS: client certificate chain (PEM), for mutual TLS
+  --key FILE            TLS: private key of --cert
+  --connections C       separate HTTP/2 connections, 1 to 1000 [default: 1]
+  --streams S           concurrent calls per connection; C x S at most 100000 [default: 1]
   --duration D          stop after this long, e.g. 10s, 500ms, 2m
                         [default: 10s, unless --requests is given]
   --requests N          stop after N calls
@@ -68,15 +80,20 @@ Options:
   -h, --help            print this help
 
 Progress goes to stderr, the summary to stdout. Ctrl-C stops the run and prints
-the summary so far. Exit status: 0 if every call succeeded, 1 for a bad
-command line, 2 if any call failed or no connection could be made.
+the summary so far. A call succeeds only with grpc-status 0 and the exact reply
+`You said: <message>`; failures are counted by status name. Exit status: 0 if
+at least one call ran and every call succeeded, 1 for a bad command line, 2 if
+any call failed, none completed, or a connection could not be made.
 ";
 
 /// What `echo-client bench` was asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// Server URL, `http://host:port` (a bare `host:port` gets `http://`).
+    /// Server URL, `http://host:port` or `https://host:port` (a bare
+    /// `host:port` gets `https://` with TLS files, `http://` without).
     pub addr: String,
+    /// TLS files (`--ca`, `--cert`, `--key`); none for plaintext.
+    pub tls: super::TlsFiles,
     /// Number of separate HTTP/2 connections.
     pub connections: usize,
     /// Concurrent calls kept in flight on each connection.
@@ -97,6 +114,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             addr: DEFAULT_ADDR.to_string(),
+            tls: super::TlsFiles::default(),
             connections: 1,
             streams: 1,
             duration: Some(DEFAULT_DURATION),
@@ -136,6 +154,7 @@ where
 {
     use lexopt::prelude::*;
     let mut o = Options::default();
+    let mut addr = None;
     let mut duration_given = false;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
@@ -150,8 +169,20 @@ where
                     .map_err(|_| format!("--{flag}: value is not valid UTF-8"))?;
                 let bad = |e: String| format!("--{flag}: {e}");
                 match flag.as_str() {
-                    "addr" => o.addr = normalize_addr(&value).map_err(bad)?,
-                    "connections" => o.connections = parse_count(&value).map_err(bad)?,
+                    "addr" => addr = Some(value),
+                    "ca" => o.tls.ca = Some(value.into()),
+                    "cert" => o.tls.cert = Some(value.into()),
+                    "key" => o.tls.key = Some(value.into()),
+                    "connections" => {
+                        o.connections = parse_count(&value).map_err(bad)?;
+                        if o.connections > MAX_CONNECTIONS {
+                            return Err(bad(format!(
+                                "{} is too many (at most {MAX_CONNECTIONS}: each is a socket, \
+                                 and the server's default --max-connections is 256)",
+                                o.connections
+                            )));
+                        }
+                    }
                     "streams" => o.streams = parse_count(&value).map_err(bad)?,
                     "duration" => {
                         let d = parse_duration(&value).map_err(bad)?;
@@ -185,6 +216,13 @@ where
     if o.requests.is_some() && !duration_given {
         o.duration = None;
     }
+    if o.connections.saturating_mul(o.streams) > MAX_IN_FLIGHT {
+        return Err(format!(
+            "--connections {} x --streams {} is more than {MAX_IN_FLIGHT} calls in flight",
+            o.connections, o.streams
+        ));
+    }
+    o.addr = super::target_addr(addr.as_deref(), &o.tls)?;
     Ok(Parsed::Run(o))
 }
 
@@ -194,24 +232,6 @@ fn parse_count(v: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("'{v}' is not a positive whole number")),
-    }
-}
-
-/// `host:port` → `http://host:port`; URLs with a scheme are kept.
-fn normalize_addr(v: &str) -> Result<String, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err("empty address".into());
-    }
-    if v.starts_with("https://") {
-        return Err("TLS is not supported by this client; use http://".into());
-    }
-    if v.starts_with("http://") {
-        Ok(v.to_string())
-    } else if v.contains("://") {
-        Err(format!("'{v}': only http:// addresses are supported"))
-    } else {
-        Ok(format!("http://{v}"))
     }
 }
 
@@ -561,35 +581,16 @@ async fn worker(
     stats
 }
 
-/// Opens one HTTP/2 connection.
-async fn connect(addr: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(addr.to_string())
-        .map_err(|e| format!("bad address {addr}: {e}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot connect to {addr}: {}", error_chain(&e)))
-}
-
-/// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let _ = write!(s, ": {inner}");
-        cur = inner.source();
-    }
-    s
-}
-
 /// Runs the benchmark described by `opts` on the current tokio runtime.
 /// Returns an error only if the run could not start (connection refused).
 pub async fn run(opts: &Options) -> Result<Summary, String> {
     let mut channels = Vec::with_capacity(opts.connections);
-    for _ in 0..opts.connections {
-        channels.push(connect(&opts.addr).await?);
+    for i in 0..opts.connections {
+        // The same connect code as every echo-client command (TLS included).
+        let channel = super::connect_with(&opts.addr, CONNECT_TIMEOUT, &opts.tls)
+            .await
+            .map_err(|e| format!("connection {} of {}: {e}", i + 1, opts.connections))?;
+        channels.push(channel);
     }
     let message: Arc<str> = Arc::from(opts.message());
     let shared = Arc::new(Shared {
@@ -771,7 +772,10 @@ where
             } else {
                 print!("{}", summary.to_text());
             }
-            if summary.errors() == 0 {
+            if summary.ok() == 0 {
+                eprintln!("error: no call succeeded");
+                ExitCode::from(2)
+            } else if summary.errors() == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(2)
@@ -853,6 +857,31 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_make_the_address_https() {
+        let parsed = parse(&["--ca", "ca.pem", "--addr", "pi:1"]);
+        if cfg!(feature = "tls") {
+            let Ok(Parsed::Run(o)) = parsed else {
+                panic!("{parsed:?}");
+            };
+            assert_eq!(o.addr, "https://pi:1");
+            assert_eq!(o.tls.ca, Some("ca.pem".into()));
+        } else {
+            assert!(parsed.unwrap_err().contains("without TLS"));
+        }
+        assert!(
+            parse(&["--addr", "https://x:1"]).is_err(),
+            "https needs --ca"
+        );
+    }
+
+    #[test]
+    fn connections_up_to_the_limit_are_accepted() {
+        assert_eq!(opts(&["--connections", "1000"]).connections, 1000);
+        let e = parse(&["--connections", "1001"]).unwrap_err();
+        assert!(e.contains("at most 1000"), "{e}");
+    }
+
+    #[test]
     fn help() {
         assert_eq!(parse(&["--help"]), Ok(Parsed::Help));
         assert_eq!(parse(&["-h"]), Ok(Parsed::Help));
@@ -868,8 +897,10 @@ mod tests {
             &["--duration", "10 parsecs"],
             &["--timeout", "0"],
             &["--message-size", "3XB"],
-            &["--addr", "https://x:1"],
             &["--addr", "ftp://x:1"],
+            &["--connections", "10000"],
+            &["--connections", "1000", "--streams", "101"],
+            &["--cert", "c.pem"],
             &["--frobnicate", "1"],
             &["--connections"],
             &["positional"],

@@ -43,7 +43,7 @@ pub enum Command {
 }
 
 /// Server address used when `--addr` is not given.
-pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
+pub use super::DEFAULT_ADDR;
 /// Deadline used when `--timeout` is not given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Message sent when none is given.
@@ -62,11 +62,19 @@ pub fn help() -> String {
         "echo-client {version}: calls a lean-grpc echo-server\n\n\
          Usage:\n\
          \x20 echo-client [OPTIONS] [echo] [MESSAGE...]   print the reply to MESSAGE (default \"{DEFAULT_MESSAGE}\")\n\
-         \x20 echo-client [OPTIONS] health [--service NAME]  print the serving status\n\n\
+         \x20 echo-client [OPTIONS] health [--service NAME]  print the serving status\n\
+         {streaming}\n\
+         \x20 echo-client bench [OPTIONS]                     load test: calls, errors, latency\n\
+         \x20                                                 (echo-client bench --help)\n\n\
          Options:\n\
-         \x20 --addr ADDR        server, http://HOST:PORT or HOST:PORT [default: {DEFAULT_ADDR}]\n\
+         \x20 --addr ADDR        server, http://HOST:PORT, https://HOST:PORT or HOST:PORT\n\
+         \x20                    [default: {DEFAULT_ADDR}]\n\
          \x20 --timeout DURATION bound on connecting and on the call, e.g. 500ms, 5s [default: 5s]\n\
          \x20 --service NAME     (health) service to ask about; empty = the whole server\n\
+         \x20 --ca FILE          TLS: trust this PEM CA for the server's certificate; a HOST:PORT\n\
+         \x20                    address then means https:// (build with --features tls)\n\
+         \x20 --cert FILE        TLS: client certificate chain (PEM), for mutual TLS\n\
+         \x20 --key FILE         TLS: private key of --cert (PEM)\n\
          \x20 -h, --help         print this help\n\
          \x20 -V, --version      print the version\n\n\
          Words after the options are joined with spaces; use `echo` first to send a message\n\
@@ -74,6 +82,7 @@ pub fn help() -> String {
          Exit codes: 0 ok, {EXIT_USAGE} bad usage, {EXIT_FAILED} call failed (printed as `error: CODE: reason`),\n\
          {EXIT_NOT_SERVING} health answered but not SERVING.\n",
         version = crate::VERSION,
+        streaming = super::stream::HELP,
     )
 }
 
@@ -122,15 +131,7 @@ where
         }
     }
 
-    let addr = match addr {
-        None if tls.is_set() => DEFAULT_ADDR.replacen("http://", "https://", 1),
-        None => DEFAULT_ADDR.to_owned(),
-        Some(a) if tls.is_set() && !a.contains("://") => format!("https://{a}"),
-        Some(a) => super::normalize_addr(&a),
-    };
-    tonic::transport::Endpoint::from_shared(addr.clone())
-        .map_err(|_| format!("--addr: '{addr}' is not a valid address"))?;
-    check_tls(&addr, &tls)?;
+    let addr = super::target_addr(addr.as_deref(), &tls)?;
     let target = Target { addr, timeout, tls };
     if subcommand.as_deref() == Some("health") {
         if !words.is_empty() {
@@ -153,27 +154,6 @@ where
         words.join(" ")
     };
     Ok(Command::Echo { target, message })
-}
-
-/// The TLS options must fit the address and each other, and need a TLS build.
-fn check_tls(addr: &str, tls: &super::TlsFiles) -> Result<(), String> {
-    let https = addr.starts_with("https://");
-    if (tls.is_set() || https) && !cfg!(feature = "tls") {
-        return Err("this echo-client was built without TLS; rebuild with --features tls".into());
-    }
-    if tls.is_set() && !https {
-        return Err(format!(
-            "--ca/--cert/--key need an https:// address, not '{addr}'"
-        ));
-    }
-    if https && tls.ca.is_none() {
-        return Err("https:// needs --ca FILE (echo-client has no built-in root store)".into());
-    }
-    match (&tls.cert, &tls.key) {
-        (Some(_), None) => Err("--cert needs --key".into()),
-        (None, Some(_)) => Err("--key needs --cert".into()),
-        _ => Ok(()),
-    }
 }
 
 fn value(parser: &mut lexopt::Parser, what: &str) -> Result<String, String> {
@@ -310,6 +290,8 @@ mod tests {
     fn help_and_version() {
         assert_eq!(parse(["--help"]), Ok(Command::Help));
         assert_eq!(parse(["-V"]), Ok(Command::Version));
-        assert!(help().contains("--addr"));
+        for option in ["--addr", "--ca", "--cert", "--key", "bench"] {
+            assert!(help().contains(option), "{option}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod stream;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -129,6 +130,75 @@ impl TlsFiles {
     }
 }
 
+/// The server URI for `--addr` (`None`: the default) and the TLS options:
+/// a bare `host:port` gets `https://` when TLS files are named, `http://`
+/// otherwise. Errors (one line, for the command line) when the address is
+/// invalid or the TLS options do not fit it or each other.
+pub fn target_addr(addr: Option<&str>, tls: &TlsFiles) -> Result<String, String> {
+    let addr = match addr.map(str::trim) {
+        None if tls.is_set() => DEFAULT_ADDR.replacen("http://", "https://", 1),
+        None => DEFAULT_ADDR.to_owned(),
+        Some("") => return Err("--addr: empty address".into()),
+        Some(a) if tls.is_set() && !a.contains("://") => format!("https://{a}"),
+        Some(a) => normalize_addr(a),
+    };
+    if !(addr.starts_with("http://") || addr.starts_with("https://")) {
+        return Err(format!(
+            "--addr: '{addr}': only http:// and https:// addresses are supported"
+        ));
+    }
+    Endpoint::from_shared(addr.clone())
+        .map_err(|_| format!("--addr: '{addr}' is not a valid address"))?;
+    check_tls(&addr, tls)?;
+    Ok(addr)
+}
+
+/// The TLS options must fit the address and each other, and need a TLS build.
+fn check_tls(addr: &str, tls: &TlsFiles) -> Result<(), String> {
+    let https = addr.starts_with("https://");
+    if (tls.is_set() || https) && !cfg!(feature = "tls") {
+        return Err("this echo-client was built without TLS; rebuild with --features tls".into());
+    }
+    if tls.is_set() && !https {
+        return Err(format!(
+            "--ca/--cert/--key need an https:// address, not '{addr}'"
+        ));
+    }
+    if https && tls.ca.is_none() {
+        return Err("https:// needs --ca FILE (echo-client has no built-in root store)".into());
+    }
+    match (&tls.cert, &tls.key) {
+        (Some(_), None) => Err("--cert needs --key".into()),
+        (None, Some(_)) => Err("--key needs --cert".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Server address used when `--addr` is not given.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
+
+/// Connects to `addr` (from [`target_addr`]) within `timeout`: over TLS
+/// with `tls`' files when any is named, plaintext otherwise. Used by every
+/// `echo-client` command, `bench` included.
+pub async fn connect_with(
+    addr: &str,
+    timeout: Duration,
+    tls: &TlsFiles,
+) -> Result<Channel, ClientError> {
+    #[cfg(feature = "tls")]
+    if tls.is_set() {
+        let config = tls.load().map_err(|e| ClientError {
+            code: Code::InvalidArgument,
+            message: e,
+            addr: None,
+        })?;
+        return connect_tls(addr, timeout, config).await;
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = tls; // target_addr refuses TLS options in a build without TLS
+    connect(addr, timeout).await
+}
+
 /// Turns `host:port` into `http://host:port`; a URI with a scheme is kept.
 pub fn normalize_addr(addr: &str) -> String {
     if addr.contains("://") {
@@ -161,6 +231,11 @@ pub async fn connect_tls(
         .tls_config(tls)
         .map_err(|e| ClientError::connection(Code::InvalidArgument, reason(&e), &uri))?;
     connect_endpoint(endpoint, &uri, timeout).await
+}
+
+/// Connects to a command line's target, over TLS when it names TLS files.
+pub async fn connect_target(target: &cli::Target) -> Result<Channel, ClientError> {
+    connect_with(&target.addr, target.timeout, &target.tls).await
 }
 
 /// Connects `endpoint` (whose URI is `uri`), giving up after `timeout`.

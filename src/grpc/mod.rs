@@ -1,7 +1,8 @@
 //! gRPC over the sans-IO HTTP/2 core: still no sockets and no clock reads.
 //!
-//! Only [`timeout`] is compiled into the tokio flavour too, so both flavours
-//! read `grpc-timeout` with the same code; the rest is the runtime-free build's.
+//! [`timeout`] and [`reflection`] are compiled into the tokio flavour too, so
+//! both flavours read `grpc-timeout` and answer reflection with the same
+//! code; the rest is the runtime-free build's.
 //!
 //! | file | job |
 //! | --- | --- |
@@ -11,7 +12,7 @@
 //! | `api` | the service API: call model, `Streaming`, `Service`, `Router` |
 //! | `base64` | `-bin` metadata values |
 //! | `services` | Echo, Health and reflection, written against `api` |
-//! | `reflection` | server reflection from the compiled-in descriptor set (feature `reflection`) |
+//! | [`reflection`] | server reflection from the compiled-in descriptor set (both flavours; feature `reflection` in the runtime-free one) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
 
 #[cfg(feature = "runtime-free")]
@@ -20,7 +21,10 @@ pub mod api;
 pub mod base64;
 #[cfg(feature = "runtime-free")]
 pub mod message;
-#[cfg(all(feature = "runtime-free", feature = "reflection"))]
+#[cfg(any(
+    feature = "tokio-server",
+    all(feature = "runtime-free", feature = "reflection")
+))]
 pub mod reflection;
 #[cfg(feature = "runtime-free")]
 pub mod services;

@@ -192,7 +192,8 @@ impl Streaming<EchoRequest, EchoReply> for Each {
 
 /// `grpc.health.v1.Health`: "" (the whole server) and the listed services
 /// are SERVING until the shutdown starts, NOT_SERVING after; any other name
-/// is NOT_FOUND, as tonic-health answers for a service never registered.
+/// is NOT_FOUND to `Check` (as tonic-health answers for a service never
+/// registered) and SERVICE_UNKNOWN to `Watch`, which stays open (health.proto).
 #[derive(Debug)]
 pub struct Health {
     /// The services health is reported for.
@@ -231,8 +232,10 @@ impl health_core::Health for Health {
         ctx: &mut Ctx<'_>,
         request: HealthCheckRequest,
     ) -> Result<Box<dyn Streaming<(), HealthCheckResponse>>, Status> {
-        self.status(&request.service, ctx)?;
-        Ok(Box::new(Watch { sent: None }))
+        // health.proto: Watch of an unknown service sends SERVICE_UNKNOWN and
+        // keeps the call open (the service may appear later), unlike Check.
+        let known = self.status(&request.service, ctx).is_ok();
+        Ok(Box::new(Watch { sent: None, known }))
     }
 }
 
@@ -241,11 +244,15 @@ impl health_core::Health for Health {
 struct Watch {
     /// The status last sent.
     sent: Option<ServingStatus>,
+    /// The service asked about is served (else SERVICE_UNKNOWN).
+    known: bool,
 }
 
 impl Streaming<(), HealthCheckResponse> for Watch {
     fn poll_next(&mut self, ctx: &mut Ctx<'_>) -> Next<HealthCheckResponse> {
-        let now = if ctx.draining() {
+        let now = if !self.known {
+            ServingStatus::ServiceUnknown
+        } else if ctx.draining() {
             ServingStatus::NotServing
         } else {
             ServingStatus::Serving

@@ -15,7 +15,7 @@
 //!
 //! | request | answer |
 //! | --- | --- |
-//! | `:method` not POST | HTTP 405, short `text/plain` body |
+//! | `:method` not POST | HTTP 405, `allow: POST`, short `text/plain` body |
 //! | `content-type` not `application/grpc[+…;…]` | HTTP 415, short `text/plain` body |
 //! | `grpc-encoding` other than `identity` | UNIMPLEMENTED + `grpc-accept-encoding: identity` |
 //! | unknown `:path` | UNIMPLEMENTED |
@@ -46,11 +46,7 @@ use super::timeout;
 use crate::h2::{Connection, Event, RequestHead, Timestamp};
 use crate::status::Code;
 
-/// Body of the 405 answer to a non-POST request (e.g. a browser or `curl`).
-pub const NOT_POST_BODY: &str = "this is a gRPC server; use a gRPC client (method must be POST)\n";
-/// Body of the 415 answer to a request that is not `application/grpc`.
-pub const NOT_GRPC_BODY: &str =
-    "this is a gRPC server; use a gRPC client (content-type must be application/grpc)\n";
+pub use crate::service::{NOT_GRPC_BODY, NOT_POST_BODY};
 
 /// What a session is allowed: the HTTP/2 limits and the message size bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -593,8 +589,15 @@ impl Session {
 
     /// A plain HTTP answer for a request that is not gRPC at all.
     fn send_http_error(&mut self, id: u32, status: u16, body: &'static str) {
-        let fields: [(&[u8], &[u8]); 1] = [(b"content-type", b"text/plain; charset=utf-8")];
-        if self.conn.send_headers(id, status, &fields, false).is_ok() {
+        let text: (&[u8], &[u8]) = (b"content-type", b"text/plain; charset=utf-8");
+        // RFC 9110 §15.5.6: a 405 MUST carry Allow with the supported methods.
+        let allow: (&[u8], &[u8]) = (b"allow", b"POST");
+        let fields: &[(&[u8], &[u8])] = if status == 405 {
+            &[text, allow]
+        } else {
+            &[text]
+        };
+        if self.conn.send_headers(id, status, fields, false).is_ok() {
             let _ = self
                 .conn
                 .send_data(id, Bytes::from_static(body.as_bytes()), true);
@@ -920,6 +923,7 @@ mod tests {
         );
         let a = c.answer(1);
         assert_eq!(a.field(0, ":status"), Some("405"));
+        assert_eq!(a.field(0, "allow"), Some("POST"));
         assert!(a
             .field(0, "content-type")
             .unwrap()
@@ -1092,6 +1096,24 @@ mod tests {
             ]
         );
         assert_eq!(c.session.open_calls(), 0);
+    }
+
+    #[test]
+    fn watch_of_an_unknown_service_is_service_unknown_and_stays_open() {
+        let mut c = Client::new();
+        let unknown = framed(&HealthCheckRequest {
+            service: "x.Y".into(),
+        });
+        let a = c.unary(1, "/grpc.health.v1.Health/Watch", &unknown);
+        assert!(!a.ended, "watch stays open: {a:?}");
+        let r = HealthCheckResponse::decode(a.messages()[0].clone()).unwrap();
+        assert_eq!(r.status, ServingStatus::ServiceUnknown as i32);
+        assert_eq!(c.session.open_calls(), 1);
+        c.session.shutdown();
+        c.read();
+        let a = c.answer(1);
+        assert!(a.ended);
+        assert_eq!(a.grpc_status(), Some(0));
     }
 
     #[cfg(feature = "reflection")]

@@ -124,10 +124,7 @@ impl RequestBuilder {
         }
         // §8.2.1: a field value MUST NOT contain NUL, LF or CR, nor start or end with
         // SP or HTAB; such a request is malformed.
-        if value.iter().any(|&b| b == 0 || b == b'\n' || b == b'\r')
-            || value.first().is_some_and(|&b| b == b' ' || b == b'\t')
-            || value.last().is_some_and(|&b| b == b' ' || b == b'\t')
-        {
+        if crate::service::malformed_field_value(value) {
             return self.fail("invalid character in a field value");
         }
         if let Some(pseudo) = name.strip_prefix(b":") {
@@ -171,10 +168,12 @@ impl RequestBuilder {
         // §8.2.1: "A field name MUST NOT contain characters in the ranges 0x00-0x20,
         // 0x41-0x5a, or 0x7f-0xff (all ranges inclusive)" — this includes uppercase
         // (§8.2: "field names MUST be converted to lowercase"); an empty name is invalid too.
+        // "With the exception of pseudo-header fields ..., field names MUST NOT include a
+        // colon (ASCII COLON, 0x3a)."
         if name.is_empty()
             || name
                 .iter()
-                .any(|&b| b <= 0x20 || b.is_ascii_uppercase() || b >= 0x7f)
+                .any(|&b| b <= 0x20 || b.is_ascii_uppercase() || b >= 0x7f || b == b':')
         {
             return self.fail("invalid field name");
         }
@@ -316,6 +315,25 @@ mod tests {
                     (":scheme", "http"),
                     (":path", "/"),
                     ("Upper", "x"),
+                ],
+                "invalid field name",
+            ),
+            (
+                // §8.2.1: only a pseudo-header's leading colon is allowed in a name.
+                &[
+                    (":method", "POST"),
+                    (":scheme", "http"),
+                    (":path", "/"),
+                    ("x:y", "z"),
+                ],
+                "invalid field name",
+            ),
+            (
+                &[
+                    (":method", "POST"),
+                    (":scheme", "http"),
+                    (":path", "/"),
+                    ("trailing:", "z"),
                 ],
                 "invalid field name",
             ),

@@ -9,7 +9,9 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod raw;
+pub mod skip;
 
 #[cfg(feature = "client")]
 pub mod grpc;

@@ -2,8 +2,8 @@
 # Installs the third-party clients used by tests/interop.rs. Idempotent and
 # fast when already done; run by scripts/test (run it by hand only to debug).
 #
-#   target/interop/venv       Python venv: grpcio, grpcio-tools, h2 (requirements.txt)
-#   target/interop/gen        Python stubs from proto/ (echo + grpc.health.v1)
+#   target/interop/venv       Python venv: grpcio, grpcio-tools, grpcio-reflection, h2 (requirements.txt)
+#   target/interop/gen        Python stubs from proto/ (echo, grpc.health.v1, grpc.testing)
 #   tests/interop/node/node_modules   @grpc/grpc-js + @grpc/proto-loader (package-lock.json)
 #
 # Needs python3 with the venv module, node and npm, and the PyPI and npm registries.
@@ -26,7 +26,9 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/requirements.txt" "$stamp"; th
 fi
 
 # 2. Python stubs, regenerated when a .proto is newer than them.
+testing="src/proto/grpc/testing"
 if [ ! -f "$gen/echo_pb2_grpc.py" ] || [ ! -f "$gen/health_pb2_grpc.py" ] \
+   || [ ! -f "$gen/$testing/test_pb2_grpc.py" ] \
    || [ -n "$(find "$root/proto" -name '*.proto' -newer "$gen/echo_pb2_grpc.py")" ]; then
   echo "interop: generating Python stubs in target/interop/gen"
   rm -rf "$gen"
@@ -36,6 +38,11 @@ if [ ! -f "$gen/echo_pb2_grpc.py" ] || [ ! -f "$gen/health_pb2_grpc.py" ] \
   # Top-level health_pb2: a generated grpc/ package would shadow grpcio's.
   "$venv/bin/python" -m grpc_tools.protoc -I "$root/proto/grpc/health/v1" \
     --python_out="$gen" --grpc_python_out="$gen" "$root/proto/grpc/health/v1/health.proto"
+  # grpc's interop schemas, at grpc's own package path (src.proto.grpc.testing).
+  "$venv/bin/python" -m grpc_tools.protoc -I "$root/proto" \
+    --python_out="$gen" --grpc_python_out="$gen" \
+    "$root/proto/$testing/empty.proto" "$root/proto/$testing/messages.proto" \
+    "$root/proto/$testing/test.proto"
 fi
 
 # 3. Node client dependencies, exactly as locked.

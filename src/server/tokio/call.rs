@@ -2,7 +2,6 @@
 //! content-type check, `grpc-timeout` deadline, the request-size limit on
 //! the incoming stream, and in-flight accounting for drain and idle timeout.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -149,17 +148,37 @@ pub(super) struct CallService {
     pub(super) conn: Arc<ConnState>,
 }
 
+/// A stream error hyper turns into RST_STREAM with the error's reason.
+type StreamError = Box<dyn std::error::Error + Send + Sync>;
+
 impl hyper::service::Service<Request<Incoming>> for CallService {
     type Response = Response<CallBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<CallBody>, Infallible>> + Send>>;
+    type Error = StreamError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<CallBody>, StreamError>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        // RFC 9113 §8.2.1, where hyper's h2 does not check: a value that starts or
+        // ends with whitespace makes the request malformed, a stream error
+        // PROTOCOL_ERROR (§8.1.1). hyper resets the stream with the h2 reason
+        // found in the service's error.
+        if request
+            .headers()
+            .values()
+            .any(|v| crate::service::malformed_field_value(v.as_bytes()))
+        {
+            let reset: StreamError = Box::new(h2::Error::from(h2::Reason::PROTOCOL_ERROR));
+            return Box::pin(async move { Err(reset) });
+        }
         let guard = CallGuard::new(&self.shared.calls, &self.conn);
-        if !is_grpc(request.headers()) {
-            return Box::pin(async move {
-                Ok(unsupported_media_type().map(|b| CallBody::new(b, guard, None)))
-            });
+        let refusal = if request.method() != http::Method::POST {
+            Some(not_post())
+        } else if !is_grpc(request.headers()) {
+            Some(unsupported_media_type())
+        } else {
+            None
+        };
+        if let Some(response) = refusal {
+            return Box::pin(async move { Ok(response.map(|b| CallBody::new(b, guard, None))) });
         }
         let deadline = request
             .headers()
@@ -200,11 +219,40 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
 }
 
-/// HTTP 415, as the gRPC spec asks for a request that is not gRPC.
+/// HTTP 415 with a short text body, as the gRPC spec asks for a request that
+/// is not gRPC (plus `grpc-status: 13` for gRPC clients that read only that).
 fn unsupported_media_type() -> Response<Body> {
-    let mut response =
-        tonic::Status::internal("content-type must be application/grpc").into_http::<Body>();
-    *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let mut response = text_response(
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        crate::service::NOT_GRPC_BODY,
+    );
+    let status = tonic::Status::internal("content-type must be application/grpc");
+    // The status's own headers (grpc-status, grpc-message) are valid by construction.
+    let _ = status.add_header(response.headers_mut());
+    response
+}
+
+/// HTTP 405 with `allow: POST` (RFC 9110 §15.5.6) and a short text body, for
+/// a request with any method but POST: a gRPC call is always a POST.
+fn not_post() -> Response<Body> {
+    let mut response = text_response(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        crate::service::NOT_POST_BODY,
+    );
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// A complete `text/plain` response.
+fn text_response(status: http::StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::new(String::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

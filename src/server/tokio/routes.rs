@@ -8,20 +8,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
-
 use tonic::body::Body;
 use tonic::codegen::http::{Request, Response};
 use tonic::codegen::tokio_stream::Stream;
 use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
-use tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer;
-use tonic_reflection::pb::v1alpha::server_reflection_server::ServerReflectionServer as AlphaReflectionServer;
 
 use super::call::LimitedBody;
-use super::reflection;
+use super::reflection::{ReflectionService, V1Alpha, V1};
+use super::stream::{channel, pause, ChannelStream};
 use crate::config::Config;
+use crate::grpc::reflection::Reflection;
 use crate::proto::echo::echo_server::{Echo, EchoServer};
 use crate::proto::echo::{EchoManyRequest, EchoReply, EchoRequest};
 use crate::server::ServeError;
@@ -37,17 +35,8 @@ pub(super) struct EchoService {
     max_message_size: usize,
 }
 
-/// A stream of Echo replies produced by a task, one at a time: the channel
-/// holds one reply, so a client that reads slowly slows the producer.
-pub(super) struct ReplyStream(mpsc::Receiver<Result<EchoReply, tonic::Status>>);
-
-impl Stream for ReplyStream {
-    type Item = Result<EchoReply, tonic::Status>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
+/// A stream of Echo replies produced by a task, one at a time.
+pub(super) type ReplyStream = ChannelStream<EchoReply>;
 
 /// `ReplyEach`: each request message, as it arrives, becomes its reply.
 pub(super) struct EachStream(tonic::Streaming<EchoRequest>);
@@ -80,13 +69,12 @@ impl Echo for EchoService {
         request: tonic::Request<EchoManyRequest>,
     ) -> Result<tonic::Response<ReplyStream>, tonic::Status> {
         let request = request.into_inner();
-        let plan = crate::service::many_plan(&request)
-            .map_err(|(code, message)| tonic::Status::new(tonic_code(code), message))?;
-        let (tx, rx) = mpsc::channel(1);
+        let plan = crate::service::many_plan(&request).map_err(status)?;
+        let (tx, stream) = channel();
         tokio::spawn(async move {
             for i in 1..=plan.count {
-                if i > 1 && !plan.interval.is_zero() {
-                    tokio::time::sleep(plan.interval).await;
+                if i > 1 && !pause(&tx, plan.interval).await {
+                    return;
                 }
                 let reply = crate::service::many_reply(&request.message, i, plan.count);
                 // The client went away (stream dropped): stop producing.
@@ -95,7 +83,7 @@ impl Echo for EchoService {
                 }
             }
         });
-        Ok(tonic::Response::new(ReplyStream(rx)))
+        Ok(tonic::Response::new(stream))
     }
 
     async fn reply_joined(
@@ -126,9 +114,9 @@ impl Echo for EchoService {
     }
 }
 
-/// The tonic code for one of ours (same numbers).
-fn tonic_code(code: crate::status::Code) -> tonic::Code {
-    tonic::Code::from_i32(code as i32)
+/// The tonic status for a shared-logic failure (the codes have the same numbers).
+pub(super) fn status((code, message): (crate::status::Code, String)) -> tonic::Status {
+    tonic::Status::new(tonic::Code::from_i32(code.as_i32()), message)
 }
 
 /// A routed call: the tonic service's response future, boxed.
@@ -142,7 +130,7 @@ pub(super) struct Routes(Vec<(&'static str, Handler)>);
 
 impl Routes {
     /// Adds a tonic service under its [`NamedService::NAME`].
-    fn add<S>(&mut self, service: S)
+    pub(super) fn add<S>(&mut self, service: S)
     where
         S: Service<Request<LimitedBody>, Response = Response<Body>, Error = Infallible>
             + NamedService
@@ -199,6 +187,11 @@ pub(super) async fn routes(
         .max_encoding_message_size(encode),
     );
 
+    #[cfg(feature = "interop")]
+    routes.add(super::interop::service(decode, encode));
+    #[cfg(feature = "telemetry")]
+    routes.add(super::telemetry::service(decode, encode));
+
     let (reporter, health) = tonic_health::server::health_reporter();
     // `tonic-health` starts "" (the whole server) as SERVING; echo.Echo is ours to set.
     reporter
@@ -210,20 +203,18 @@ pub(super) async fn routes(
             .max_encoding_message_size(encode),
     );
 
-    let index = reflection::Index::new(&[
+    // Reflection last, so it can list every service registered before it.
+    let served = routes.0.iter().map(|(name, _)| *name);
+    let index = Reflection::new(
         crate::proto::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ])
-    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection descriptors: {e}"))))?;
+        served.chain([
+            crate::grpc::reflection::V1,
+            crate::grpc::reflection::V1ALPHA,
+        ]),
+    )
+    .map_err(|e| ServeError::Io(io::Error::other(format!("reflection: {e}"))))?;
     let index = Arc::new(index);
-    routes.add(
-        ServerReflectionServer::new(reflection::ReflectionV1(Arc::clone(&index)))
-            .max_decoding_message_size(decode),
-    );
-    routes.add(
-        AlphaReflectionServer::new(reflection::ReflectionV1Alpha(index))
-            .max_decoding_message_size(decode),
-    );
+    routes.add(ReflectionService::<V1>::new(Arc::clone(&index), decode));
+    routes.add(ReflectionService::<V1Alpha>::new(index, decode));
     Ok((reporter, routes))
 }

@@ -23,7 +23,7 @@
 //! | `server` | the two drivers: `server::tokio` and `server::readiness` |
 //! | `server::tls` | PEM files → rustls `ServerConfig` for TLS/mTLS, both drivers (feature `tls`) |
 //! | `h2` | the sans-IO HTTP/2 core (runtime-free build) |
-//! | `grpc` | gRPC over the sans-IO core (runtime-free build); `grpc::timeout` and `grpc::reflection` are shared |
+//! | `grpc` | gRPC over the sans-IO core (runtime-free build): the service API (`grpc::api`), calls, Echo/Health; `grpc::timeout` and `grpc::reflection` are shared |
 //! | `client` | the workstation client behind `echo-client` (feature `client`) |
 
 #![forbid(unsafe_code)]

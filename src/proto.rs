@@ -21,6 +21,13 @@ pub mod telemetry {
     include!(concat!(env!("OUT_DIR"), "/telemetry.rs"));
 }
 
+/// `package greeter`: the README's worked example of adding a service
+/// (`proto/examples/greeter.proto`, served by `examples/greeter.rs`, not by
+/// echo-server).
+pub mod greeter {
+    include!(concat!(env!("OUT_DIR"), "/greeter.rs"));
+}
+
 /// `package grpc.testing`: grpc's interop TestService (cargo feature `interop`).
 #[cfg(feature = "interop")]
 pub mod testing {

@@ -115,6 +115,11 @@ pub struct Session {
     /// Message size bounds.
     max_recv: usize,
     max_send: usize,
+    /// Non-gRPC requests whose HTTP error answer waits for the end of the
+    /// request: (stream, status, body). Answering at once would make the
+    /// rest of the request (still checked by the core until our answer is
+    /// written) pass or fail depending on when the driver wrote it.
+    http_errors: Vec<(u32, u16, &'static str)>,
     /// Shutdown started: health says NOT_SERVING, long calls should end.
     draining: bool,
     /// The latest time the driver told us about.
@@ -150,6 +155,7 @@ impl Session {
             conn: Connection::new(limits.h2.clone(), now),
             router,
             calls: Vec::new(),
+            http_errors: Vec::new(),
             max_recv: limits.max_recv_message_size,
             max_send: limits.max_send_message_size,
             draining: false,
@@ -312,6 +318,7 @@ impl Session {
                 } => self.on_data(id, data, end_stream),
                 Event::Trailers { id } => self.on_data(id, Bytes::new(), true),
                 Event::Reset { id, code } => {
+                    self.http_errors.retain(|e| e.0 != id);
                     if let Some(pos) = self.position(id) {
                         let mut call = self.calls.swap_remove(pos);
                         if let Some(h) = &mut call.handler {
@@ -325,11 +332,19 @@ impl Session {
 
     /// A new request: check it is gRPC, route it, start the call.
     fn on_headers(&mut self, id: u32, head: RequestHead, end_stream: bool) {
-        if head.method() != b"POST" {
-            return self.send_http_error(id, 405, NOT_POST_BODY);
-        }
-        if !is_grpc_content_type(head.header(b"content-type")) {
-            return self.send_http_error(id, 415, NOT_GRPC_BODY);
+        let http_error = if head.method() != b"POST" {
+            Some((405, NOT_POST_BODY))
+        } else if !is_grpc_content_type(head.header(b"content-type")) {
+            Some((415, NOT_GRPC_BODY))
+        } else {
+            None
+        };
+        if let Some((status, body)) = http_error {
+            return if end_stream {
+                self.send_http_error(id, status, body)
+            } else {
+                self.http_errors.push((id, status, body));
+            };
         }
         if let Some(encoding) = head.header(b"grpc-encoding").filter(|e| *e != b"identity") {
             let status = Status::new(
@@ -397,9 +412,16 @@ impl Session {
     /// Request body bytes (or the end of the request).
     fn on_data(&mut self, id: u32, data: Bytes, end_stream: bool) {
         let Some(pos) = self.position(id) else {
-            // Already answered (an early error) or reset: the bytes are
-            // dropped and their credit returned.
-            return self.conn.release_stream_credit(id, data.len());
+            // Not a call (a non-gRPC request, an early error, reset): the
+            // bytes are dropped and their credit returned.
+            self.conn.release_stream_credit(id, data.len());
+            if let Some(i) = self.http_errors.iter().position(|e| e.0 == id) {
+                if end_stream {
+                    let (_, status, body) = self.http_errors.swap_remove(i);
+                    self.send_http_error(id, status, body);
+                }
+            }
+            return;
         };
         let call = &mut self.calls[pos];
         call.held += data.len();
@@ -449,7 +471,10 @@ impl Session {
         };
         if let Some(handler) = &mut call.handler {
             if self.conn.queued_data(call.id) >= SEND_QUEUE {
+                // Polled again once the queue drains (`poll_transmit`); a
+                // timer it asked for meanwhile would only wake us in vain.
                 call.blocked = true;
+                call.wake = None;
                 return Step::Idle;
             }
             call.blocked = false;
@@ -691,8 +716,13 @@ mod tests {
         }
 
         fn with(config: Config) -> Client {
+            let router = crate::grpc::services::router(config.max_message_size);
+            Client::serving(config, router)
+        }
+
+        fn serving(config: Config, router: Router) -> Client {
             let now = Timestamp::from_secs(1000);
-            let router = Rc::new(crate::grpc::services::router(config.max_message_size));
+            let router = Rc::new(router);
             let mut c = Client {
                 session: Session::new(&config.session_limits(), router, now),
                 now,
@@ -1178,4 +1208,224 @@ mod tests {
         assert_eq!(a.grpc_status(), Some(0));
         assert_eq!(a.messages().len(), 2);
     }
+
+    /// A bidi test service that records what its handlers hear.
+    mod probe {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+
+        use bytes::Bytes;
+
+        use crate::grpc::api::{Cancel, Ctx, Kind, Next, RawCall, Service, Status};
+        use crate::grpc::message;
+        use crate::proto::echo::EchoReply;
+
+        /// What happened to the calls, in order.
+        pub type Log = Rc<RefCell<Vec<String>>>;
+
+        pub struct Probe(pub Log);
+
+        impl Service for Probe {
+            fn name(&self) -> &'static str {
+                "test.Probe"
+            }
+
+            fn methods(&self) -> &'static [(&'static str, Kind)] {
+                &[("Chat", Kind::Bidi), ("Tick", Kind::ServerStreaming)]
+            }
+
+            fn start(
+                &self,
+                method: usize,
+                ctx: &mut Ctx<'_>,
+                _: Option<Bytes>,
+            ) -> Result<Box<dyn RawCall>, Status> {
+                let who = ctx.request_header("x-who").unwrap_or(b"?").to_vec();
+                let key = ctx.request_header_bin("x-key-bin").unwrap_or_default();
+                self.0.borrow_mut().push(format!(
+                    "start {method} {} {key:?}",
+                    String::from_utf8_lossy(&who)
+                ));
+                ctx.set_header("x-hello", b"there")?;
+                ctx.set_trailer("x-raw-bin", &[0, 1, 0xFE])?;
+                Ok(Box::new(Call {
+                    log: Rc::clone(&self.0),
+                    ticks: method == 1,
+                    pending: 0,
+                    closed: false,
+                }))
+            }
+        }
+
+        struct Call {
+            log: Log,
+            /// Produce forever (the Tick method).
+            ticks: bool,
+            pending: usize,
+            closed: bool,
+        }
+
+        impl RawCall for Call {
+            fn on_message(&mut self, _: &mut Ctx<'_>, request: Bytes) -> Result<(), Status> {
+                if request.is_empty() {
+                    return Err(Status::new(crate::status::Code::Aborted, "empty request"));
+                }
+                self.pending += 1;
+                Ok(())
+            }
+
+            fn on_half_close(&mut self, _: &mut Ctx<'_>) -> Result<(), Status> {
+                self.log.borrow_mut().push("half-close".into());
+                self.closed = true;
+                Ok(())
+            }
+
+            fn poll_next(&mut self, ctx: &mut Ctx<'_>) -> Next<Bytes> {
+                if self.ticks {
+                    // Asks for a timer it does not need: must not spin a
+                    // blocked call.
+                    ctx.wake_at(ctx.now());
+                }
+                if self.ticks || self.pending > 0 {
+                    self.pending = self.pending.saturating_sub(1);
+                    let reply = EchoReply {
+                        message: "x".repeat(1000),
+                    };
+                    return Next::Message(message::encode(&reply));
+                }
+                if self.closed {
+                    return Next::Done(Status::ok());
+                }
+                Next::Pending
+            }
+
+            fn on_cancel(&mut self, reason: Cancel) {
+                self.log.borrow_mut().push(format!("cancel {reason:?}"));
+            }
+        }
+    }
+
+    fn probe_client() -> (Client, probe::Log) {
+        let log = probe::Log::default();
+        let mut router = crate::grpc::services::router(1 << 20);
+        router.add(probe::Probe(Rc::clone(&log)));
+        (Client::serving(Config::default(), router), log)
+    }
+
+    /// An open stream costs its `Call`, the core's `Stream` and the
+    /// handler: all small, so thousands of idle streams fit a board.
+    #[test]
+    fn an_idle_call_is_small() {
+        let call = std::mem::size_of::<Call>();
+        let stream = std::mem::size_of::<crate::h2::stream::Stream>();
+        assert!(call <= 320, "size_of::<Call>() = {call}");
+        assert!(stream <= 256, "size_of::<Stream>() = {stream}");
+        let (mut c, _log) = probe_client();
+        c.request(1, "/test.Probe/Chat", &[], false);
+        let pos = c.session.position(1).unwrap();
+        let call = &c.session.calls[pos];
+        assert!(call.head.is_none(), "a started call keeps no request head");
+        assert_eq!(call.meta.headers.iter().count(), 1);
+    }
+
+    #[test]
+    fn handlers_see_and_set_metadata() {
+        let (mut c, log) = probe_client();
+        // "AAH/" is base64 (padded or not) for 00 01 FF.
+        c.request(
+            1,
+            "/test.Probe/Chat",
+            &[("x-who", "board"), ("x-key-bin", "AAH/")],
+            false,
+        );
+        c.data(1, &echo_body("a"), true);
+        let a = c.answer(1);
+        assert!(a.ended);
+        assert_eq!(a.field(0, "x-hello"), Some("there"));
+        assert_eq!(a.messages().len(), 1);
+        // -bin trailers go out base64-encoded, unpadded.
+        assert_eq!(a.field(1, "x-raw-bin"), Some("AAH+"));
+        assert_eq!(a.grpc_status(), Some(0));
+        assert_eq!(log.borrow()[0], "start 0 board [0, 1, 255]");
+        assert_eq!(log.borrow()[1], "half-close");
+    }
+
+    #[test]
+    fn a_handler_error_mid_stream_ends_only_its_call() {
+        let (mut c, _log) = probe_client();
+        c.request(1, "/test.Probe/Chat", &[], false);
+        c.request(3, "/test.Probe/Chat", &[], false);
+        c.data(1, &echo_body("a"), false);
+        c.data(3, &echo_body("b"), false);
+        // An empty message makes the handler fail: after its first reply,
+        // stream 1 ends with the handler's status in trailers.
+        c.data(1, &echo_body(""), false);
+        let a = c.answer(1);
+        assert!(a.ended);
+        assert_eq!(a.messages().len(), 1);
+        assert_eq!(a.grpc_status(), Some(Code::Aborted.as_i32()));
+        // Stream 3 goes on.
+        c.data(3, &echo_body("c"), true);
+        let b = c.answer(3);
+        assert_eq!(b.messages().len(), 2);
+        assert_eq!(b.grpc_status(), Some(0));
+        assert_eq!(c.session.open_calls(), 0);
+    }
+
+    #[test]
+    fn cancellation_reaches_the_handler() {
+        let (mut c, log) = probe_client();
+        // Client RST_STREAM.
+        c.request(1, "/test.Probe/Chat", &[], false);
+        c.send(&frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()));
+        assert_eq!(log.borrow().last().unwrap(), "cancel Reset(Cancel)");
+        // Deadline.
+        c.request(3, "/test.Probe/Chat", &[("grpc-timeout", "10m")], false);
+        c.advance(Duration::from_millis(20));
+        assert_eq!(log.borrow().last().unwrap(), "cancel Deadline");
+        assert_eq!(
+            c.answer(3).grpc_status(),
+            Some(crate::service::DEADLINE.as_i32())
+        );
+        // The connection dropped (or the drain over) with a call open.
+        c.request(5, "/test.Probe/Chat", &[], false);
+        assert_eq!(c.session.open_calls(), 1);
+        drop(c);
+        assert_eq!(log.borrow().last().unwrap(), "cancel Closed");
+    }
+
+    #[test]
+    fn a_producer_is_not_polled_past_its_queue_bound() {
+        let (mut c, _log) = probe_client();
+        // No window: nothing can be written, so the queue fills.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        c.request(1, "/test.Probe/Tick", &[], false);
+        c.data(1, &echo_body("go"), true);
+        let queued = c.session.conn.queued_data(1);
+        assert!(
+            (SEND_QUEUE..SEND_QUEUE + 1100).contains(&queued),
+            "{queued}"
+        );
+        assert!(
+            c.session.poll_timeout().is_none_or(|t| t > c.now),
+            "a blocked call asks for no timer"
+        );
+        for _ in 0..10 {
+            c.advance(Duration::from_millis(100));
+        }
+        assert_eq!(c.session.conn.queued_data(1), queued, "still not polled");
+        // The window opens: it produces again.
+        c.send(&frame(8, 0, 1, &(100_000u32).to_be_bytes()));
+        for _ in 0..5 {
+            c.read();
+        }
+        let written = c.answer(1).data.len();
+        assert!(written >= 60_000, "{written}");
+        let queued = c.session.conn.queued_data(1);
+        assert!(queued < SEND_QUEUE + 1100, "{queued}");
+    }
 }
+
+#[cfg(test)]
+#[path = "session_splits.rs"]
+mod splits;

@@ -4,6 +4,10 @@
 //! straight to half-closed (remote) with END_STREAM). The receive half closes
 //! on the client's END_STREAM; the send half closes once our END_STREAM has
 //! been written. With both halves closed the stream is closed and forgotten.
+//! [`State`] holds both halves and changes only through its transitions
+//! (`recv_end`, `send_headers`, `send_body`, `sent_end`), which refuse what
+//! §5.1 and the order of a response do not allow; `conn/recv.rs` and
+//! `conn/send.rs` call them instead of setting flags.
 
 use std::collections::VecDeque;
 
@@ -11,48 +15,134 @@ use bytes::Bytes;
 
 use super::flow::{RecvWindow, SendWindow};
 
-/// The §5.1 states a live server stream can be in (idle and reserved states
-/// never have a `Stream`; closed streams are removed).
+/// The §5.1 state of a live server stream. Idle and reserved states never
+/// have a `Stream` (server streams start at the client's HEADERS), and a
+/// closed stream is forgotten as soon as it gets there. The connection
+/// changes it only through the transitions below, each of which refuses a
+/// move §5.1 does not allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// Both sides may send.
-    Open,
+    /// Both sides may send; `local` is where our response is.
+    Open {
+        /// Our side.
+        local: Local,
+    },
     /// The client ended its side (END_STREAM received); we may still send.
-    HalfClosedRemote,
-    /// We ended our side; the client may still send.
+    HalfClosedRemote {
+        /// Our side.
+        local: Local,
+    },
+    /// Our END_STREAM was written; the client may still send.
     HalfClosedLocal,
     /// Both sides ended.
     Closed,
 }
 
-/// Where our response is.
+/// Where our response is while our side of the stream is open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendState {
+pub enum Local {
     /// No response HEADERS yet.
     Idle,
-    /// Response HEADERS written; DATA or trailers may follow.
-    Headers,
-    /// END_STREAM has been queued (with the last DATA or the trailers).
+    /// Response HEADERS queued; DATA or trailers may follow.
+    Streaming,
+    /// END_STREAM is queued (with the last DATA or the trailers), not yet written.
     Ending,
-    /// END_STREAM has been written.
-    Done,
+}
+
+/// A transition §5.1 (or the order of a response) does not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidTransition;
+
+impl State {
+    /// The state after the client's HEADERS (with END_STREAM or not).
+    pub fn opened(end_stream: bool) -> State {
+        let local = Local::Idle;
+        if end_stream {
+            State::HalfClosedRemote { local }
+        } else {
+            State::Open { local }
+        }
+    }
+
+    /// Our side, while it is open.
+    pub fn local(self) -> Option<Local> {
+        match self {
+            State::Open { local } | State::HalfClosedRemote { local } => Some(local),
+            State::HalfClosedLocal | State::Closed => None,
+        }
+    }
+
+    /// Whether the client has ended its side.
+    pub fn is_recv_closed(self) -> bool {
+        matches!(self, State::HalfClosedRemote { .. } | State::Closed)
+    }
+
+    /// Whether our END_STREAM is queued but not written.
+    pub fn is_ending(self) -> bool {
+        self.local() == Some(Local::Ending)
+    }
+
+    /// Sets our side (which must be open).
+    fn set_local(&mut self, to: Local) {
+        if let State::Open { local } | State::HalfClosedRemote { local } = self {
+            *local = to;
+        }
+    }
+
+    /// The client's END_STREAM arrived (DATA or trailers).
+    pub fn recv_end(&mut self) -> Result<(), InvalidTransition> {
+        *self = match *self {
+            State::Open { local } => State::HalfClosedRemote { local },
+            State::HalfClosedLocal => State::Closed,
+            State::HalfClosedRemote { .. } | State::Closed => return Err(InvalidTransition),
+        };
+        Ok(())
+    }
+
+    /// Our response HEADERS are queued; `end_stream`: they are the whole
+    /// response (written at once, so our side closes).
+    pub fn send_headers(&mut self, end_stream: bool) -> Result<(), InvalidTransition> {
+        if self.local() != Some(Local::Idle) {
+            return Err(InvalidTransition);
+        }
+        if end_stream {
+            self.sent_end();
+        } else {
+            self.set_local(Local::Streaming);
+        }
+        Ok(())
+    }
+
+    /// Response DATA (`end_stream`: the last) or trailers are queued.
+    pub fn send_body(&mut self, end_stream: bool) -> Result<(), InvalidTransition> {
+        if self.local() != Some(Local::Streaming) {
+            return Err(InvalidTransition);
+        }
+        if end_stream {
+            self.set_local(Local::Ending);
+        }
+        Ok(())
+    }
+
+    /// Our END_STREAM was written: our side closes.
+    pub fn sent_end(&mut self) {
+        *self = match *self {
+            State::Open { .. } => State::HalfClosedLocal,
+            State::HalfClosedRemote { .. } | State::Closed => State::Closed,
+            State::HalfClosedLocal => State::HalfClosedLocal,
+        };
+    }
 }
 
 /// A live stream.
 #[derive(Debug)]
 pub struct Stream {
-    /// Whether the client ended its side.
-    pub recv_closed: bool,
-    /// Whether the request HEADERS were seen (a second HEADERS block is trailers).
-    pub got_trailers: bool,
-    /// Whether the application was told about this stream (so a reset must be reported).
-    pub announced: bool,
+    /// Where both sides are (§5.1).
+    pub state: State,
     /// content-length of the request, checked against the DATA received (§8.1.1).
     pub content_length: Option<u64>,
     /// DATA payload bytes received so far.
     pub received: u64,
-    /// Our response progress.
-    pub send: SendState,
     /// Credit for our DATA on this stream.
     pub send_window: SendWindow,
     /// Credit the client has for DATA on this stream.
@@ -68,29 +158,16 @@ pub struct Stream {
 
 impl Stream {
     /// A stream just opened by the client's HEADERS.
-    pub fn new(send_window: u32, recv_window: u32) -> Stream {
+    pub fn new(end_stream: bool, send_window: u32, recv_window: u32) -> Stream {
         Stream {
-            recv_closed: false,
-            got_trailers: false,
-            announced: false,
+            state: State::opened(end_stream),
             content_length: None,
             received: 0,
-            send: SendState::Idle,
             send_window: SendWindow::new(send_window),
             recv_window: RecvWindow::new(recv_window, recv_window),
             queue: VecDeque::new(),
             queued: 0,
             trailers: None,
-        }
-    }
-
-    /// The §5.1 state.
-    pub fn state(&self) -> State {
-        match (self.recv_closed, self.send == SendState::Done) {
-            (false, false) => State::Open,
-            (true, false) => State::HalfClosedRemote,
-            (false, true) => State::HalfClosedLocal,
-            (true, true) => State::Closed,
         }
     }
 
@@ -102,7 +179,7 @@ impl Stream {
 
     /// Whether DATA (or trailers) are waiting to be written.
     pub fn has_pending_output(&self) -> bool {
-        !self.queue.is_empty() || self.trailers.is_some() || self.send == SendState::Ending
+        !self.queue.is_empty() || self.trailers.is_some() || self.state.is_ending()
     }
 }
 
@@ -255,7 +332,7 @@ mod tests {
     fn stream_map_keeps_ids_sorted() {
         let mut m = StreamMap::default();
         for id in [5, 1, 9, 3] {
-            m.insert(id, Stream::new(1, 1));
+            m.insert(id, Stream::new(false, 1, 1));
         }
         assert_eq!(m.iter().map(|(id, _)| id).collect::<Vec<_>>(), [1, 3, 5, 9]);
         assert!(m.contains(9) && !m.contains(7));
@@ -271,16 +348,48 @@ mod tests {
 
     #[test]
     fn states() {
-        let mut s = Stream::new(10, 10);
-        assert_eq!(s.state(), State::Open);
-        s.recv_closed = true;
-        assert_eq!(s.state(), State::HalfClosedRemote);
-        s.send = SendState::Done;
-        assert_eq!(s.state(), State::Closed);
-        s.recv_closed = false;
-        assert_eq!(s.state(), State::HalfClosedLocal);
+        let mut s = Stream::new(false, 10, 10);
+        assert_eq!(s.state, State::Open { local: Local::Idle });
+        assert_eq!(
+            s.state.send_body(false),
+            Err(InvalidTransition),
+            "DATA before HEADERS"
+        );
+        s.state.send_headers(false).unwrap();
+        assert_eq!(
+            s.state.send_headers(false),
+            Err(InvalidTransition),
+            "HEADERS twice"
+        );
+        s.state.recv_end().unwrap();
+        assert_eq!(
+            s.state,
+            State::HalfClosedRemote {
+                local: Local::Streaming
+            }
+        );
+        assert_eq!(
+            s.state.recv_end(),
+            Err(InvalidTransition),
+            "END_STREAM twice"
+        );
         assert!(!s.has_pending_output());
-        s.send = SendState::Ending;
+        s.state.send_body(true).unwrap();
         assert!(s.has_pending_output());
+        assert_eq!(
+            s.state.send_body(false),
+            Err(InvalidTransition),
+            "after the end"
+        );
+        s.state.sent_end();
+        assert_eq!(s.state, State::Closed);
+        // A Trailers-Only answer before the request ended: half-closed (local).
+        let mut s = Stream::new(false, 10, 10);
+        s.state.send_headers(true).unwrap();
+        assert_eq!(s.state, State::HalfClosedLocal);
+        assert!(!s.state.is_recv_closed());
+        s.state.recv_end().unwrap();
+        assert_eq!(s.state, State::Closed);
+        assert!(State::opened(true).is_recv_closed());
     }
 }

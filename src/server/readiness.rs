@@ -189,8 +189,17 @@ struct Server {
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
-/// Runs the runtime-free server until SIGINT/SIGTERM and a drain.
+/// Runs the runtime-free server (echo-server's services) until
+/// SIGINT/SIGTERM and a drain.
 pub fn run(config: Config) -> Result<(), ServeError> {
+    let router = services::router(config.max_message_size);
+    run_with(config, router)
+}
+
+/// Runs the runtime-free server with the services in `router` until
+/// SIGINT/SIGTERM and a drain: how a program serves its own services
+/// (README, "Add your own service").
+pub fn run_with(config: Config, router: Router) -> Result<(), ServeError> {
     let listener =
         TcpListener::bind(config.listen).map_err(|e| ServeError::Bind(config.listen, e))?;
     let (signals, notify) = UnixStream::pair().map_err(ServeError::Io)?;
@@ -199,12 +208,18 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         let pipe = notify.try_clone().map_err(ServeError::Io)?;
         signal_hook::low_level::pipe::register(signal, pipe).map_err(ServeError::Io)?;
     }
-    serve(listener, signals, config)
+    serve(listener, signals, config, router)
 }
 
-/// Serves `listener` until a byte arrives on `signals` (written by the
-/// signal handler, or by a test) and the drain ends.
-fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(), ServeError> {
+/// Serves `router`'s services on `listener` until a byte arrives on
+/// `signals` (written by the signal handler, or by a test) and the drain
+/// ends.
+pub fn serve(
+    listener: TcpListener,
+    signals: UnixStream,
+    config: Config,
+    router: Router,
+) -> Result<(), ServeError> {
     listener.set_nonblocking(true).map_err(ServeError::Io)?;
     signals.set_nonblocking(true).map_err(ServeError::Io)?;
     #[cfg(feature = "tls")]
@@ -218,7 +233,7 @@ fn serve(listener: TcpListener, signals: UnixStream, config: Config) -> Result<(
         .map_err(ServeError::Io)?;
     super::log_startup(listener.local_addr().map_err(ServeError::Io)?, &config);
     let limits = config.session_limits();
-    let router = Rc::new(services::router(config.max_message_size));
+    let router = Rc::new(router);
     let mut server = Server {
         poller,
         listener: Some(listener),
@@ -704,7 +719,8 @@ mod tests {
         let (signals, trigger) = UnixStream::pair().unwrap();
         let (tx, done) = mpsc::channel();
         thread::spawn(move || {
-            let _ = tx.send(serve(listener, signals, config));
+            let router = services::router(config.max_message_size);
+            let _ = tx.send(serve(listener, signals, config, router));
         });
         Running {
             addr,

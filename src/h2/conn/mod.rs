@@ -420,7 +420,11 @@ impl Connection {
         if n == 0 || self.phase == Phase::Closed {
             return;
         }
-        if let Some(s) = self.streams.get_mut(id).filter(|s| !s.recv_closed) {
+        if let Some(s) = self
+            .streams
+            .get_mut(id)
+            .filter(|s| !s.state.is_recv_closed())
+        {
             if let Some(inc) = s.recv_window.release(n) {
                 WindowUpdate::encode(id, inc, &mut self.out);
             }
@@ -436,7 +440,11 @@ impl Connection {
             WindowUpdate::encode(0, inc, &mut self.out);
         }
         // No stream credit for a stream whose request side is over: it cannot send more.
-        if let Some(s) = self.streams.get_mut(id).filter(|s| !s.recv_closed) {
+        if let Some(s) = self
+            .streams
+            .get_mut(id)
+            .filter(|s| !s.state.is_recv_closed())
+        {
             if let Some(inc) = s.recv_window.release(n) {
                 WindowUpdate::encode(id, inc, &mut self.out);
             }
@@ -531,7 +539,7 @@ impl Connection {
         let unfinished: Vec<u32> = self
             .streams
             .iter()
-            .filter(|(_, s)| !s.recv_closed)
+            .filter(|(_, s)| !s.state.is_recv_closed())
             .map(|(id, _)| id)
             .collect();
         for id in unfinished {
@@ -664,10 +672,10 @@ impl Connection {
         self.inbuf = Vec::new();
         self.block = None;
         self.closed = Vec::new();
-        for (id, s) in self.streams.drain() {
-            if s.announced {
-                self.events.push_back(Event::Reset { id, code });
-            }
+        // Every live stream was announced (its Headers event is queued
+        // in the same step that creates it).
+        for (id, _) in self.streams.drain() {
+            self.events.push_back(Event::Reset { id, code });
         }
     }
 
@@ -711,10 +719,8 @@ impl Connection {
 
     /// Forgets a stream, telling the application if it knew about it.
     fn drop_stream(&mut self, id: u32, code: ErrorCode, reset_by_us: bool) {
-        if let Some(s) = self.streams.remove(id) {
-            if s.announced {
-                self.events.push_back(Event::Reset { id, code });
-            }
+        if self.streams.remove(id).is_some() {
+            self.events.push_back(Event::Reset { id, code });
         }
         self.remember_closed(id, reset_by_us);
         self.on_stream_gone();

@@ -15,7 +15,7 @@ use crate::h2::frame::{
 };
 use crate::h2::hpack::DecodeError;
 use crate::h2::request::{BlockKind, RequestBuilder};
-use crate::h2::stream::{SendState, Stream};
+use crate::h2::stream::{State, Stream};
 
 impl Connection {
     /// Feeds bytes read from the socket. Complete frames are parsed straight
@@ -275,7 +275,7 @@ impl Connection {
                 )),
             };
         };
-        if s.recv_closed {
+        if s.state.is_recv_closed() {
             self.release_credit(0, d.flow_len);
             // §5.1 half-closed (remote): "If an endpoint receives additional frames, other
             // than WINDOW_UPDATE, PRIORITY, or RST_STREAM, for a stream that is in this
@@ -312,9 +312,10 @@ impl Connection {
             }
         }
         if d.end_stream {
-            s.recv_closed = true;
+            // Cannot fail: the receive side was checked open above.
+            let _ = s.state.recv_end();
         }
-        let finished = s.recv_closed && s.send == SendState::Done;
+        let finished = s.state == State::Closed;
         if padding > 0 {
             self.release_credit(id, padding);
         }
@@ -402,7 +403,7 @@ impl Connection {
     /// Decides what the header block starting on stream `id` is.
     fn classify_headers(&mut self, id: u32) -> Result<Target, Error> {
         if let Some(s) = self.streams.get(id) {
-            if s.recv_closed {
+            if s.state.is_recv_closed() {
                 // §5.1 half-closed (remote): frames other than WINDOW_UPDATE, PRIORITY or
                 // RST_STREAM "MUST" get a stream error of type STREAM_CLOSED.
                 return Ok(Target::Reset {
@@ -514,11 +515,10 @@ impl Connection {
                     ));
                 }
                 let mut s = Stream::new(
+                    end_stream,
                     self.peer.initial_window_size,
                     self.limits.initial_window_size,
                 );
-                s.recv_closed = end_stream;
-                s.announced = true;
                 s.content_length = content_length;
                 self.streams.insert(id, s);
                 self.last_processed_id = id;
@@ -561,9 +561,10 @@ impl Connection {
                         "content-length mismatch",
                     ));
                 }
-                s.recv_closed = true;
-                s.got_trailers = true;
-                let finished = s.send == SendState::Done;
+                // Trailers go only to streams whose receive side is open
+                // (`classify_headers`), so this cannot fail.
+                let _ = s.state.recv_end();
+                let finished = s.state == State::Closed;
                 self.events.push_back(Event::Trailers { id });
                 if finished {
                     self.finish_stream(id);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::{Connection, Phase, SendError, TRANSMIT_BUDGET};
 use crate::h2::error::ErrorCode;
 use crate::h2::frame::{Data, Headers, RstStream};
-use crate::h2::stream::{PackedFields, SendState};
+use crate::h2::stream::{PackedFields, State};
 
 impl Connection {
     /// Appends everything there is to write to `out`: queued control frames
@@ -67,14 +67,12 @@ impl Connection {
     ) -> Result<(), SendError> {
         self.check_open()?;
         let s = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
-        if s.send != SendState::Idle || !(100..=999).contains(&status) {
+        if !(100..=999).contains(&status) {
             return Err(SendError::InvalidState);
         }
-        s.send = if end_stream {
-            SendState::Done
-        } else {
-            SendState::Headers
-        };
+        s.state
+            .send_headers(end_stream)
+            .map_err(|_| SendError::InvalidState)?;
         // Three ASCII digits (checked above), without a formatter.
         let digit = |n: u16| b'0' + (n % 10) as u8;
         let status = [digit(status / 100), digit(status / 10), digit(status)];
@@ -101,15 +99,12 @@ impl Connection {
     pub fn send_data(&mut self, id: u32, data: Bytes, end_stream: bool) -> Result<(), SendError> {
         self.check_open()?;
         let s = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
-        if s.send != SendState::Headers {
-            return Err(SendError::InvalidState);
-        }
+        s.state
+            .send_body(end_stream)
+            .map_err(|_| SendError::InvalidState)?;
         if !data.is_empty() {
             s.queued += data.len();
             s.queue.push_back(data);
-        }
-        if end_stream {
-            s.send = SendState::Ending;
         }
         Ok(())
     }
@@ -118,11 +113,10 @@ impl Connection {
     pub fn send_trailers(&mut self, id: u32, fields: &[(&[u8], &[u8])]) -> Result<(), SendError> {
         self.check_open()?;
         let s = self.streams.get_mut(id).ok_or(SendError::UnknownStream)?;
-        if s.send != SendState::Headers {
-            return Err(SendError::InvalidState);
-        }
+        s.state
+            .send_body(true)
+            .map_err(|_| SendError::InvalidState)?;
         s.trailers = Some(PackedFields::new(fields));
-        s.send = SendState::Ending;
         Ok(())
     }
 
@@ -155,7 +149,7 @@ impl Connection {
         let Some(s) = self.streams.get(id) else {
             return;
         };
-        if s.recv_closed {
+        if s.state == State::Closed {
             self.finish_stream(id);
         } else {
             // §8.1: "A server can send a complete response prior to the client sending an
@@ -236,19 +230,19 @@ impl Connection {
             } else {
                 front.split_to(n)
             };
-            let end = s.queue.is_empty() && s.trailers.is_none() && s.send == SendState::Ending;
+            let end = s.queue.is_empty() && s.trailers.is_none() && s.state.is_ending();
             s.queued -= n;
             s.send_window.consume(n);
             self.send_window.consume(n);
             Data::encode(id, &chunk, end, out);
             if end {
-                s.send = SendState::Done;
+                s.state.sent_end();
                 self.send_finished(id);
             }
             return true;
         }
         if let Some(trailers) = s.trailers.take() {
-            s.send = SendState::Done;
+            s.state.sent_end();
             let mut block = std::mem::take(&mut self.block_buf);
             block.clear();
             self.encoder.encode(trailers.iter(), &mut block);
@@ -257,9 +251,9 @@ impl Connection {
             self.send_finished(id);
             return true;
         }
-        if s.send == SendState::Ending {
+        if s.state.is_ending() {
             // END_STREAM after the data went out without it: an empty DATA frame.
-            s.send = SendState::Done;
+            s.state.sent_end();
             Data::encode(id, &[], true, out);
             self.send_finished(id);
             return true;

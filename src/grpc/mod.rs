@@ -13,6 +13,7 @@
 //! | `base64` | `-bin` metadata values |
 //! | `services` | Echo, Health and reflection, written against `api` |
 //! | [`reflection`] | server reflection from the compiled-in descriptor set (both flavours; feature `reflection` in the runtime-free one) |
+//! | `telemetry` | `telemetry.Telemetry` on the service API (feature `telemetry`) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
 
 #[cfg(feature = "runtime-free")]
@@ -32,6 +33,8 @@ pub mod services;
 pub mod session;
 #[cfg(feature = "runtime-free")]
 pub mod status;
+#[cfg(all(feature = "runtime-free", feature = "telemetry"))]
+pub mod telemetry;
 pub mod timeout;
 
 #[cfg(all(test, feature = "runtime-free"))]

@@ -30,6 +30,12 @@ pub fn router(max_message_size: usize) -> Router {
     router.add(HealthService(Health {
         services: vec![ECHO_SERVICE],
     }));
+    #[cfg(feature = "telemetry")]
+    router.add(crate::proto::telemetry::telemetry_core::TelemetryService(
+        super::telemetry::Telemetry {
+            board: crate::service::telemetry::Board::system(),
+        },
+    ));
     #[cfg(feature = "reflection")]
     for name in [
         "grpc.reflection.v1.ServerReflection",

@@ -1,12 +1,11 @@
 //! `echo-client`'s streaming subcommands (`many`, `joined`, `each`, `watch`)
 //! against a real server: each streamed reply is printed as a line.
 //!
-//! Gated by feature combination: the streaming Echo RPCs are served by the
-//! tokio flavour today, so this file builds with `client` + `tokio-server`;
-//! the runtime-free flavour joins when its core serves streaming calls
-//! (issue 9). `watch` needs the feature `telemetry` in the same build.
+//! Runs against whichever server flavour the features build (both serve the
+//! streaming Echo RPCs). `watch` needs the feature `telemetry` in the same
+//! build.
 
-#![cfg(all(feature = "client", feature = "tokio-server"))]
+#![cfg(feature = "client")]
 
 mod common;
 

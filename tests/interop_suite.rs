@@ -6,19 +6,12 @@
 //! Gated by features: this file builds only with the cargo feature `interop`
 //! (`required-features` in Cargo.toml), e.g.
 //! `cargo test --features interop --test interop_suite`, and tests whichever
-//! server flavour that build selects. A flavour that does not serve
-//! TestService yet ([`SERVES_TEST_SERVICE`]) makes every test here print
-//! SKIPPED with the reason, and fail when `CI` is set.
+//! server flavour that build selects (both serve TestService).
 
 mod common;
 
 use common::clients::{node, python};
 use common::Server;
-
-/// Whether this build's server flavour serves `grpc.testing.TestService`.
-/// The tokio flavour does; the runtime-free one gets it with the core's
-/// generated service API (issue 9), and then this becomes `true` for it too.
-const SERVES_TEST_SERVICE: bool = cfg!(feature = "tokio-server");
 
 /// The Python client's cases, each of which must PASS.
 const PYTHON_CASES: [&str; 14] = [
@@ -41,22 +34,6 @@ const PYTHON_CASES: [&str; 14] = [
 /// The grpc-js client's cases.
 const NODE_CASES: [&str; 2] = ["server_streaming", "ping_pong"];
 
-/// False (after printing SKIPPED) when this flavour has no TestService;
-/// panics instead under CI, where nothing may be skipped.
-fn flavour_serves_test_service(test: &str) -> bool {
-    if SERVES_TEST_SERVICE {
-        return true;
-    }
-    let why = format!(
-        "the {} flavour does not serve grpc.testing.TestService yet",
-        lean_grpc::FLAVOUR
-    );
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    assert!(!ci, "{test}: {why}; CI runs no skipped checks");
-    eprintln!("SKIPPED {test}: {why}");
-    false
-}
-
 /// Checks that `stdout` has exactly one `PASS case` line per case and no
 /// FAIL line.
 fn assert_all_passed(client: &str, cases: &[&str], out: &common::Output) {
@@ -78,9 +55,6 @@ fn assert_all_passed(client: &str, cases: &[&str], out: &common::Output) {
 
 #[test]
 fn python_grpcio_interop_cases_pass() {
-    if !flavour_serves_test_service("python_grpcio_interop_cases_pass") {
-        return;
-    }
     let server = Server::start(&[]);
     let port = server.addr().port().to_string();
     let cases = PYTHON_CASES.join(",");
@@ -97,9 +71,6 @@ fn python_grpcio_interop_cases_pass() {
 
 #[test]
 fn node_grpc_js_interop_cases_pass() {
-    if !flavour_serves_test_service("node_grpc_js_interop_cases_pass") {
-        return;
-    }
     let server = Server::start(&[]);
     let addr = server.addr().to_string();
     let mut args = vec![addr.as_str()];
@@ -112,9 +83,6 @@ fn node_grpc_js_interop_cases_pass() {
 /// interop case cannot leave the server unable to answer.
 #[test]
 fn echo_is_served_beside_test_service() {
-    if !flavour_serves_test_service("echo_is_served_beside_test_service") {
-        return;
-    }
     let server = Server::start(&[]);
     let port = server.addr().port().to_string();
     let out = python(

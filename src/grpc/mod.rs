@@ -13,12 +13,16 @@
 //! | `base64` | `-bin` metadata values |
 //! | `services` | Echo, Health and reflection, written against `api` |
 //! | [`reflection`] | server reflection from the compiled-in descriptor set (both flavours; feature `reflection` in the runtime-free one) |
+//! | `interop` | grpc's interop `TestService` on the service API (feature `interop`) |
+//! | `telemetry` | `telemetry.Telemetry` on the service API (feature `telemetry`) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
 
 #[cfg(feature = "runtime-free")]
 pub mod api;
 #[cfg(feature = "runtime-free")]
 pub mod base64;
+#[cfg(all(feature = "runtime-free", feature = "interop"))]
+pub mod interop;
 #[cfg(feature = "runtime-free")]
 pub mod message;
 #[cfg(any(
@@ -32,6 +36,8 @@ pub mod services;
 pub mod session;
 #[cfg(feature = "runtime-free")]
 pub mod status;
+#[cfg(all(feature = "runtime-free", feature = "telemetry"))]
+pub mod telemetry;
 pub mod timeout;
 
 #[cfg(all(test, feature = "runtime-free"))]

@@ -30,12 +30,32 @@ pub fn router(max_message_size: usize) -> Router {
     router.add(HealthService(Health {
         services: vec![ECHO_SERVICE],
     }));
+    #[cfg(feature = "interop")]
+    router.add(
+        crate::proto::testing::test_service_core::TestServiceService(super::interop::TestService {
+            max_message_size,
+        }),
+    );
+    #[cfg(feature = "telemetry")]
+    router.add(crate::proto::telemetry::telemetry_core::TelemetryService(
+        super::telemetry::Telemetry {
+            board: crate::service::telemetry::Board::system(),
+        },
+    ));
     #[cfg(feature = "reflection")]
-    for name in [
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ] {
-        router.add(Reflection(name));
+    {
+        use super::reflection::{Reflection as Index, V1, V1ALPHA};
+        // Reflection describes every service registered above, and itself.
+        let names: Vec<&'static str> = router.names().chain([V1, V1ALPHA]).collect();
+        let index = Index::new(crate::proto::FILE_DESCRIPTOR_SET, names)
+            .map(std::rc::Rc::new)
+            .map_err(|e| e.to_string());
+        for name in [V1, V1ALPHA] {
+            router.add(Reflection {
+                name,
+                index: index.clone(),
+            });
+        }
     }
     router
 }
@@ -268,15 +288,20 @@ impl Streaming<(), HealthCheckResponse> for Watch {
     }
 }
 
-/// Server reflection under one of its two names: a service over raw bytes
-/// (the answers come from [`super::reflection::reflect`]).
+/// Server reflection under one of its two names: a service over raw bytes,
+/// answering from one index of the registered services (or, if the
+/// compiled-in descriptor set could not be indexed, failing each call
+/// with the reason).
 #[cfg(feature = "reflection")]
-struct Reflection(&'static str);
+struct Reflection {
+    name: &'static str,
+    index: Result<std::rc::Rc<super::reflection::Reflection>, String>,
+}
 
 #[cfg(feature = "reflection")]
 impl api::Service for Reflection {
     fn name(&self) -> &'static str {
-        self.0
+        self.name
     }
 
     fn methods(&self) -> &'static [(&'static str, Kind)] {
@@ -292,7 +317,12 @@ impl api::Service for Reflection {
         if method != 0 {
             return Err(api::unknown_method());
         }
+        let index = self
+            .index
+            .clone()
+            .map_err(|e| Status::new(crate::status::Code::Internal, e))?;
         Ok(Box::new(ReflectionCall {
+            index,
             reply: None,
             closed: false,
         }))
@@ -302,6 +332,7 @@ impl api::Service for Reflection {
 /// One reflection stream: each request answered in turn.
 #[cfg(feature = "reflection")]
 struct ReflectionCall {
+    index: std::rc::Rc<super::reflection::Reflection>,
     reply: Option<Bytes>,
     closed: bool,
 }
@@ -309,7 +340,8 @@ struct ReflectionCall {
 #[cfg(feature = "reflection")]
 impl RawCall for ReflectionCall {
     fn on_message(&mut self, _: &mut Ctx<'_>, request: Bytes) -> Result<(), Status> {
-        self.reply = Some(super::reflection::reflect(request)?);
+        let request: super::reflection::pb::ServerReflectionRequest = api::decode(request)?;
+        self.reply = Some(super::message::encode(&self.index.respond(request)));
         Ok(())
     }
 

@@ -241,12 +241,13 @@ impl Session {
 
     /// The earliest time [`Session::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.calls
-            .iter()
-            .flat_map(|c| [c.deadline, c.wake])
-            .flatten()
-            .chain(self.conn.poll_timeout())
-            .min()
+        // A plain loop: the iterator chain cost ~600 bytes of code on aarch64.
+        let mut next = self.conn.poll_timeout();
+        for c in &self.calls {
+            earliest(&mut next, c.deadline);
+            earliest(&mut next, c.wake);
+        }
+        next
     }
 
     /// False while too much output is unsent (answers included) or too many
@@ -611,6 +612,15 @@ impl Session {
             let _ = self
                 .conn
                 .send_data(id, Bytes::from_static(body.as_bytes()), true);
+        }
+    }
+}
+
+/// Lowers `next` to `t` if `t` is earlier.
+fn earliest(next: &mut Option<Timestamp>, t: Option<Timestamp>) {
+    if let Some(t) = t {
+        if next.is_none_or(|n| t < n) {
+            *next = Some(t);
         }
     }
 }

@@ -110,9 +110,6 @@ fn echo_is_served_beside_test_service() {
 /// the server will not build), and the server goes on serving.
 #[test]
 fn messages_over_the_limit_are_resource_exhausted() {
-    if !flavour_serves_test_service("messages_over_the_limit_are_resource_exhausted") {
-        return;
-    }
     let server = Server::start(&["--max-message-size", "64KiB"]);
     let port = format!("--server_port={}", server.addr().port());
     let out = python(

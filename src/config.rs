@@ -30,6 +30,9 @@ pub struct Config {
     /// Open connections allowed per client IP address; `None` = no cap (the
     /// default: many boards sit behind one NAT address).
     pub max_connections_per_ip: Option<usize>,
+    /// Bound on all buffered request message data across connections and
+    /// calls (see [`crate::grpc::budget`]); the flow-control windows derive from it.
+    pub memory_budget: usize,
     /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: bound on one request's headers.
     pub max_header_list_size: u32,
     /// Interval between server keepalive PINGs on a connection; `None` = off.
@@ -139,6 +142,13 @@ pub const OPTIONS: &[Opt] = &[
         help: "open connections per client address, or 'off'",
     },
     Opt {
+        flag: "memory-budget",
+        env: "ECHO_MEMORY_BUDGET",
+        value: "BYTES",
+        default: "32MiB",
+        help: "bound on all buffered request data; windows derive from it",
+    },
+    Opt {
         flag: "max-header-list-size",
         env: "ECHO_MAX_HEADER_LIST_SIZE",
         value: "BYTES",
@@ -232,6 +242,7 @@ impl Default for Config {
             max_concurrent_streams: 0,
             max_connections: 0,
             max_connections_per_ip: None,
+            memory_budget: 0,
             max_header_list_size: 0,
             keepalive_interval: None,
             keepalive_timeout: Duration::ZERO,
@@ -299,6 +310,7 @@ impl Config {
             }
         }
         config.check_tls()?;
+        config.memory_plan()?;
         Ok(Command::Run(config))
     }
 
@@ -321,6 +333,17 @@ impl Config {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// How `memory_budget` is split between flow-control windows and the
+    /// shared pool; `Err` is the one line saying which option to change.
+    pub fn memory_plan(&self) -> Result<crate::grpc::budget::Plan, ConfigError> {
+        crate::grpc::budget::Plan::new(
+            self.memory_budget,
+            self.max_connections,
+            self.max_message_size,
+        )
+        .map_err(ConfigError)
     }
 
     /// Parses the process's own arguments and environment.
@@ -348,6 +371,9 @@ impl Config {
                     _ => Some(bounded(parse_u64(v)?, 1, 1 << 20)? as usize),
                 }
             }
+            "memory-budget" => {
+                self.memory_budget = bounded(parse_size(v)?, 1 << 20, 1 << 40)? as usize
+            }
             "max-header-list-size" => {
                 self.max_header_list_size = bounded(parse_size(v)?, 1024, 16 << 20)? as u32
             }
@@ -373,13 +399,14 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "max-message-size={} max-concurrent-streams={} max-connections={} \
-             max-connections-per-ip={} max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
+             max-connections-per-ip={} memory-budget={} max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
              handshake-timeout={} idle-timeout={} drain-timeout={} tls={}",
             self.max_message_size,
             self.max_concurrent_streams,
             self.max_connections,
             self.max_connections_per_ip
                 .map_or_else(|| "off".into(), |n| n.to_string()),
+            self.memory_budget,
             self.max_header_list_size,
             show_optional(self.keepalive_interval),
             show_duration(self.keepalive_timeout),
@@ -628,6 +655,15 @@ mod tests {
             assert!(h.contains(o.env));
         }
         assert!(version().contains(crate::FLAVOUR));
+    }
+
+    #[test]
+    fn a_budget_the_limits_cannot_fit_is_one_clear_line() {
+        assert_eq!(run(&[], &[]).memory_budget, 32 << 20);
+        let e = parse(&["--memory-budget", "8MiB"], &[]).unwrap_err();
+        assert!(e.0.contains("raise --memory-budget"), "{e}");
+        let c = run(&["--memory-budget", "9MiB", "--max-connections", "16"], &[]);
+        assert_eq!(c.memory_budget, 9 << 20);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | `reflection` | server reflection from the compiled-in descriptor set (feature `reflection`) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
 
+pub mod budget;
 #[cfg(feature = "runtime-free")]
 pub mod message;
 #[cfg(all(feature = "runtime-free", feature = "reflection"))]

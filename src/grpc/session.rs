@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::budget::Budget;
 use super::message::{self, Decoder};
 use super::services::{self, Method};
 use super::status::{Status, CONTENT_TYPE};
@@ -84,18 +85,37 @@ pub struct Session {
     max_message_size: usize,
     /// Health reported for "" and `echo.Echo`; false once shutdown started.
     serving: bool,
+    /// The server's shared memory pool (see [`crate::grpc::budget`]).
+    budget: Budget,
+    /// Pool bytes each stream reserved (and granted as credit) for a
+    /// message larger than its window: (stream, bytes).
+    reserved: Vec<(u32, usize)>,
     /// The latest time the driver told us about.
     now: Instant,
 }
 
 impl Session {
-    /// A new server connection; the core queues our SETTINGS at once.
+    /// A new server connection with a memory pool of its own (for tests and
+    /// single-connection use); the core queues our SETTINGS at once.
     pub fn new(config: &Config, now: Instant) -> Session {
+        let pool = config
+            .memory_plan()
+            .map_or(config.memory_budget, |p| p.pool);
+        Session::with_budget(config, now, Budget::new(pool))
+    }
+
+    /// A new server connection sharing the server's memory pool `budget`.
+    pub fn with_budget(config: &Config, now: Instant, budget: Budget) -> Session {
+        let mut conn = Connection::new(Limits::from_config(config), now);
+        // Credit goes back only for bytes no longer held (or reserved).
+        conn.defer_credit();
         Session {
-            conn: Connection::new(Limits::from_config(config), now),
+            conn,
             calls: Vec::new(),
             max_message_size: config.max_message_size,
             serving: true,
+            budget,
+            reserved: Vec::new(),
             now,
         }
     }
@@ -223,10 +243,75 @@ impl Session {
                     id,
                     data,
                     end_stream,
-                } => self.on_data(id, data, end_stream),
+                } => {
+                    let held = self.held(id) + data.len();
+                    self.on_data(id, data, end_stream);
+                    self.settle(id, held);
+                }
                 Event::Trailers { id } => self.on_end(id),
                 Event::Reset { id, .. } => self.calls.retain(|c| c.id != id),
             }
+        }
+        // Reservations of calls that are gone (answered, failed, reset).
+        let calls = &self.calls;
+        let budget = &self.budget;
+        self.reserved.retain(|&(id, n)| {
+            let live = calls.iter().any(|c| c.id == id);
+            if !live {
+                budget.release(n);
+            }
+            live
+        });
+    }
+
+    /// Request bytes the call on `id` holds (0 if there is none).
+    fn held(&self, id: u32) -> usize {
+        self.calls
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.decoder.buffered())
+    }
+
+    /// Flow control for stream `id`, which held `before` bytes (what it had
+    /// plus what just arrived): bytes no longer held first pay back the
+    /// stream's reservation, the rest go back to the client as credit. Then,
+    /// if a message still needs more than the client may send, that much is
+    /// reserved from the pool and granted, or the call fails with
+    /// RESOURCE_EXHAUSTED when the pool cannot cover it.
+    fn settle(&mut self, id: u32, before: usize) {
+        let consumed = before.saturating_sub(self.held(id));
+        let mut credit = consumed;
+        if let Some(entry) = self.reserved.iter_mut().find(|(s, _)| *s == id) {
+            let pay = entry.1.min(consumed);
+            entry.1 -= pay;
+            self.budget.release(pay);
+            credit -= pay;
+        }
+        self.conn.release_data(id, credit);
+        let missing = self
+            .calls
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.decoder.missing());
+        let need = missing.saturating_sub(self.conn.recv_credit(id));
+        if need == 0 {
+            return;
+        }
+        if self.budget.try_reserve_large(need) {
+            match self.reserved.iter_mut().find(|(s, _)| *s == id) {
+                Some(entry) => entry.1 += need,
+                None => self.reserved.push((id, need)),
+            }
+            self.conn.grant(id, need);
+        } else {
+            let held = self.held(id);
+            let status = Status::new(
+                Code::ResourceExhausted,
+                "server memory budget exhausted; retry later",
+            );
+            self.end_call(id, &status);
+            // The call's partial message is dropped: its credit goes back.
+            self.settle(id, held);
         }
     }
 
@@ -275,8 +360,8 @@ impl Session {
     /// Request body bytes: decode the messages they complete.
     fn on_data(&mut self, id: u32, data: Bytes, end_stream: bool) {
         let Some(call) = self.calls.iter_mut().find(|c| c.id == id) else {
-            // Already answered (an early error) or reset: the core handled
-            // flow control, the bytes are dropped.
+            // Already answered (an early error) or reset: the bytes are
+            // dropped (`settle` hands their credit back).
             return;
         };
         call.decoder.push(data);

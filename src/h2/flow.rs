@@ -97,6 +97,14 @@ impl RecvWindow {
     pub fn window(&self) -> u32 {
         self.window
     }
+
+    /// Extra credit granted now (beyond the target, against a memory
+    /// reservation): returns the WINDOW_UPDATE increment to send.
+    pub fn grant(&mut self, n: u32) -> Option<u32> {
+        let inc = n.min(MAX_WINDOW - self.window.min(MAX_WINDOW));
+        self.window += inc;
+        (inc > 0).then_some(inc)
+    }
 }
 
 #[cfg(test)]
@@ -129,5 +137,10 @@ mod tests {
         assert_eq!(w.receive(1), Err(FlowError));
         // A nearly closed window is reopened even for small releases.
         assert_eq!(w.release(10), Some(10));
+        // Grants go out at once, never past 2^31-1.
+        assert_eq!(w.grant(1000), Some(1000));
+        assert_eq!(w.window(), 1010);
+        assert_eq!(w.grant(MAX_WINDOW), Some(MAX_WINDOW - 1010));
+        assert_eq!(w.grant(1), None);
     }
 }

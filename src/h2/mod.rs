@@ -49,8 +49,8 @@ pub struct Limits {
     pub keepalive_interval: Option<Duration>,
     /// Close if a keepalive PING is not answered within this.
     pub keepalive_timeout: Duration,
-    /// Our SETTINGS_INITIAL_WINDOW_SIZE; the connection receive window is twice
-    /// it. At least 65,535 (the RFC default), so a client that sends before it
+    /// Our SETTINGS_INITIAL_WINDOW_SIZE and the connection receive window.
+    /// At least 65,535 (the RFC default), so a client that sends before it
     /// has seen our SETTINGS never overruns it.
     pub initial_window_size: u32,
     /// Our SETTINGS_MAX_FRAME_SIZE (16,384..=2^24-1).
@@ -72,7 +72,12 @@ impl Limits {
             idle_timeout: config.idle_timeout,
             keepalive_interval: config.keepalive_interval,
             keepalive_timeout: config.keepalive_timeout,
-            initial_window_size: DEFAULT_WINDOW,
+            // The memory budget's per-stream and per-connection window.
+            initial_window_size: config
+                .memory_plan()
+                .ok()
+                .and_then(|plan| u32::try_from(plan.window).ok())
+                .unwrap_or(DEFAULT_WINDOW),
             max_frame_size: settings::DEFAULT_MAX_FRAME_SIZE,
         }
     }

@@ -19,11 +19,20 @@ use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
 
 use super::connection::ConnState;
 use super::Shared;
+use crate::grpc::budget::Budget;
 
 /// A request body that checks each gRPC message's length prefix against
 /// `max-message-size` as the bytes arrive, and fails the call with
 /// RESOURCE_EXHAUSTED before buffering an oversized message. (tonic's own
 /// check, kept as a second line, would answer OUT_OF_RANGE.)
+///
+/// It also holds the memory budget ([`crate::grpc::budget`]): each message
+/// reserves its announced size from the shared pool when its prefix
+/// arrives (the previous message's reservation is given back then, or when
+/// the body is dropped); when the pool cannot cover it the call fails with
+/// RESOURCE_EXHAUSTED and nothing more is polled, so h2 withholds the
+/// window instead of buffering. h2's own buffers are bounded by the
+/// budget's windows.
 pub(super) struct LimitedBody {
     inner: Incoming,
     /// Largest message allowed, in bytes after the 5-byte prefix.
@@ -32,16 +41,32 @@ pub(super) struct LimitedBody {
     framing: Framing,
     /// Set after the limit was exceeded: the body yields nothing more.
     failed: bool,
+    /// The server's shared pool.
+    budget: Budget,
+    /// Messages up to this size (the budget's window) are small: they may
+    /// use the whole pool, larger ones only part of it.
+    small: usize,
+    /// Bytes this body holds reserved in it.
+    reserved: usize,
 }
 
 impl LimitedBody {
-    fn new(inner: Incoming, limit: usize) -> LimitedBody {
+    fn new(inner: Incoming, limit: usize, budget: Budget, small: usize) -> LimitedBody {
         LimitedBody {
             inner,
             limit,
             framing: Framing::default(),
             failed: false,
+            budget,
+            small,
+            reserved: 0,
         }
+    }
+}
+
+impl Drop for LimitedBody {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
     }
 }
 
@@ -55,12 +80,16 @@ struct Framing {
     prefix_len: usize,
     /// Payload bytes of the current message still to come.
     remaining: usize,
+    /// Sizes (prefix included) of the messages whose prefix completed in
+    /// the last [`Framing::check`].
+    announced: usize,
 }
 
 impl Framing {
     /// Follows the framing through one chunk; returns the length of the
     /// first message announced as longer than `limit`, if any.
     fn check(&mut self, mut chunk: &[u8], limit: usize) -> Option<usize> {
+        self.announced = 0;
         while !chunk.is_empty() {
             if self.remaining > 0 {
                 let take = self.remaining.min(chunk.len());
@@ -82,6 +111,7 @@ impl Framing {
                 if len > limit {
                     return Some(len);
                 }
+                self.announced += len + 5;
                 self.remaining = len;
             }
         }
@@ -117,6 +147,25 @@ impl http_body::Body for LimitedBody {
                 this.limit
             ));
             return Poll::Ready(Some(Err(status.into())));
+        }
+        if this.framing.announced > 0 {
+            // A new message: the previous one has been handed on.
+            this.budget.release(this.reserved);
+            this.reserved = 0;
+            let n = this.framing.announced;
+            let reserved = if n <= this.small {
+                this.budget.try_reserve(n)
+            } else {
+                this.budget.try_reserve_large(n)
+            };
+            if !reserved {
+                this.failed = true;
+                let status = tonic::Status::resource_exhausted(
+                    "server memory budget exhausted; retry later",
+                );
+                return Poll::Ready(Some(Err(status.into())));
+            }
+            this.reserved = this.framing.announced;
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -168,10 +217,12 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
             drained
         });
         let limit = self.shared.config.max_message_size;
+        let budget = self.shared.budget.clone();
+        let small = self.shared.window;
         let call = self
             .shared
             .routes
-            .call(request.map(|body| LimitedBody::new(body, limit)));
+            .call(request.map(|body| LimitedBody::new(body, limit, budget, small)));
         Box::pin(async move {
             let response = match deadline {
                 None => call.await,

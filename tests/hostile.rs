@@ -1463,7 +1463,11 @@ fn a_second_sigterm_stops_at_once() {
         "{:?}",
         started.elapsed()
     );
-    assert!(server.log().contains("second signal"), "{}", server.log());
+    assert!(
+        server.wait_for_log("second signal", WAIT),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

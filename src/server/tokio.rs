@@ -203,7 +203,7 @@ struct Shared {
     calls: Arc<AtomicUsize>,
     /// Open (accepted, not refused) connections, for the fair connection slots.
     registry: Arc<Mutex<Registry>>,
-    /// Refused connections still lingering, see [`MAX_LINGERING_REFUSALS`].
+    /// Refused and closed connections still lingering, see [`MAX_LINGERING_REFUSALS`].
     lingering: Arc<AtomicUsize>,
     /// The configuration the server runs with.
     config: Config,
@@ -431,9 +431,14 @@ async fn refuse(stream: TcpStream, linger: Option<Slot>, shared: Arc<Shared>) {
     goodbye(stream, &REFUSAL, linger).await;
 }
 
+/// Input a lingering connection may still send before it is cut off: a
+/// client that keeps flooding after our GOAWAY gets a reset, not our time.
+const LINGER_READ_LIMIT: usize = 256 * 1024;
+
 /// Writes `bytes`, closes our side (TLS: close_notify, then FIN), and, with
-/// a `linger` slot, reads and drops input until the client closes, all
-/// within [`REFUSE_LINGER`].
+/// a `linger` slot, reads and drops input until the client closes (at most
+/// [`LINGER_READ_LIMIT`] bytes), all within [`REFUSE_LINGER`]: closing with
+/// unread input would send an RST that can destroy our GOAWAY at the client.
 async fn goodbye<S>(mut stream: S, bytes: &[u8], linger: Option<Slot>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -449,13 +454,16 @@ where
         poll_fn(|cx| Pin::new(&mut stream).poll_flush(cx)).await?;
         poll_fn(|cx| Pin::new(&mut stream).poll_shutdown(cx)).await?;
         if linger.is_some() {
-            let mut sink = [0u8; 256];
+            let mut sink = [0u8; 4096];
+            let mut allowance = LINGER_READ_LIMIT;
             loop {
                 let mut buf = ReadBuf::new(&mut sink);
                 poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut buf)).await?;
-                if buf.filled().is_empty() {
+                let n = buf.filled().len();
+                if n == 0 || n >= allowance {
                     break;
                 }
+                allowance -= n;
             }
         }
         Ok::<(), io::Error>(())

@@ -90,6 +90,10 @@ pub struct Session {
     /// Pool bytes each stream reserved (and granted as credit) for a
     /// message larger than its window: (stream, bytes).
     reserved: Vec<(u32, usize)>,
+    /// Pool bytes reserved for reply data queued and not yet written:
+    /// (stream, bytes); a client that grants no window cannot make replies
+    /// pile up beyond the budget.
+    outbound: Vec<(u32, usize)>,
     /// The latest time the driver told us about.
     now: Instant,
 }
@@ -116,6 +120,7 @@ impl Session {
             serving: true,
             budget,
             reserved: Vec::new(),
+            outbound: Vec::new(),
             now,
         }
     }
@@ -159,6 +164,15 @@ impl Session {
     /// Appends the bytes to write to the socket.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         self.conn.poll_transmit(out);
+        // Reply bytes written (or dropped with their stream) leave the pool.
+        let conn = &self.conn;
+        let budget = &self.budget;
+        self.outbound.retain_mut(|(id, reserved)| {
+            let queued = conn.queued_data(*id);
+            budget.release(reserved.saturating_sub(queued));
+            *reserved = queued.min(*reserved);
+            *reserved > 0
+        });
         // Streams the core gave up on while writing (replies a vanished
         // client can never take) end their calls.
         self.process_events(self.now);
@@ -514,6 +528,22 @@ impl Session {
         };
         match call_unary(call.method, request, self.serving) {
             Ok(reply) => {
+                // The reply stays in memory until written: it takes its share
+                // of the pool, or the call fails instead.
+                let n = reply.len();
+                let reserved = if n <= self.conn.recv_window_size() {
+                    self.budget.try_reserve(n)
+                } else {
+                    self.budget.try_reserve_large(n)
+                };
+                if !reserved {
+                    let status = Status::new(
+                        Code::ResourceExhausted,
+                        "server memory budget exhausted; retry later",
+                    );
+                    return self.send_error(id, &status);
+                }
+                self.outbound.push((id, n));
                 let sent = self
                     .conn
                     .send_headers(id, 200, &[(b"content-type", CONTENT_TYPE)], false)
@@ -557,6 +587,19 @@ impl Session {
                 .conn
                 .send_data(id, Bytes::from_static(body.as_bytes()), true);
         }
+    }
+}
+
+impl Drop for Session {
+    /// Whatever the connection still holds reserved goes back to the pool.
+    fn drop(&mut self) {
+        let held: usize = self
+            .reserved
+            .iter()
+            .chain(&self.outbound)
+            .map(|(_, n)| n)
+            .sum();
+        self.budget.release(held);
     }
 }
 
@@ -979,6 +1022,66 @@ mod tests {
     /// hostile `vanished_client_with_a_blocked_reply_is_closed`, at the
     /// session: a Watch whose first answer is stuck behind a zero window
     /// when the client goes away ends its call, and the session closes.
+    #[test]
+    fn replies_a_client_does_not_take_are_bounded_by_the_budget() {
+        // 1 MiB budget, one connection: 256 KiB window, 768 KiB pool.
+        let config = Config {
+            memory_budget: 1 << 20,
+            max_connections: 1,
+            max_message_size: 64 << 10,
+            ..Config::default()
+        };
+        let pool = config.memory_plan().expect("fits").pool;
+        let mut c = Client::with(config);
+        // The client grants no window: no reply DATA can be written.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        let text = "r".repeat(15 << 10);
+        let ids: Vec<u32> = (0..80).map(|n| 2 * n + 1).collect();
+        for &id in &ids {
+            c.unary(id, "/echo.Echo/Reply", &echo_body(&text));
+        }
+        let status = |c: &Client, id| c.answer(id).grpc_status();
+        let refused = ids.iter().filter(|&&id| status(&c, id) == Some(8)).count();
+        assert!(refused > 0, "80 unread 15 KiB replies all held");
+        assert!(refused < 60, "{refused} refused: the pool holds ~49");
+        assert!(c.session.budget.used() <= pool);
+        // Once the client grants credit the replies go out, and the pool
+        // empties again.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0x10, 0, 0]));
+        c.send(&frame(8, 0, 0, &(16u32 << 20).to_be_bytes()));
+        // (poll_transmit writes ~64 KiB of DATA per call.)
+        for _ in 0..100 {
+            c.read();
+        }
+        let answered = ids.iter().filter(|&&id| status(&c, id) == Some(0)).count();
+        assert_eq!(answered + refused, 80);
+        assert_eq!(c.session.budget.used(), 0);
+    }
+
+    #[test]
+    fn a_dropped_session_gives_its_reservations_back() {
+        let config = Config {
+            memory_budget: 1 << 20,
+            max_connections: 1,
+            max_message_size: 512 << 10,
+            ..Config::default()
+        };
+        let budget = Budget::new(config.memory_plan().expect("fits").pool);
+        let mut c = Client::with(config.clone());
+        c.session = Session::with_budget(&config, c.now, budget.clone());
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        c.send(&hello);
+        // A 400 KiB message announced, 16 KiB of it sent: the rest is
+        // reserved and granted.
+        let body = echo_body(&"x".repeat(400 << 10));
+        c.request(1, "/echo.Echo/Reply", &[], false);
+        c.data(1, &body[..16 << 10], false);
+        assert!(budget.used() > 100 << 10, "{}", budget.used());
+        drop(c);
+        assert_eq!(budget.used(), 0);
+    }
+
     #[test]
     fn vanished_client_with_a_blocked_reply_ends_the_call() {
         let mut c = Client::new();

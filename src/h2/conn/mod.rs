@@ -384,6 +384,11 @@ impl Connection {
         }
     }
 
+    /// Our receive window per stream (what a message needs no reservation for).
+    pub fn recv_window_size(&self) -> usize {
+        self.limits.initial_window_size as usize
+    }
+
     /// DATA the client may still send on stream `id` (its stream credit).
     pub fn recv_credit(&self, id: u32) -> usize {
         self.streams

@@ -1,8 +1,8 @@
 //! gRPC over the sans-IO HTTP/2 core: still no sockets and no clock reads.
 //!
-//! [`timeout`] and [`reflection`] are compiled into the tokio flavour too, so
-//! both flavours read `grpc-timeout` and answer reflection with the same
-//! code; the rest is the runtime-free build's.
+//! [`timeout`], [`reflection`] and [`budget`] are compiled into the tokio
+//! flavour too, so both flavours read `grpc-timeout`, answer reflection and
+//! split the memory budget with the same code; the rest is the runtime-free build's.
 //!
 //! | file | job |
 //! | --- | --- |
@@ -14,11 +14,13 @@
 //! | `services` | Echo, Health and reflection, written against `api` |
 //! | [`reflection`] | server reflection from the compiled-in descriptor set (both flavours; feature `reflection` in the runtime-free one) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
+//! | [`budget`] | the memory budget: windows derived from it, the shared pool (both flavours) |
 
 #[cfg(feature = "runtime-free")]
 pub mod api;
 #[cfg(feature = "runtime-free")]
 pub mod base64;
+pub mod budget;
 #[cfg(feature = "runtime-free")]
 pub mod message;
 #[cfg(any(

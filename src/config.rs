@@ -30,6 +30,9 @@ pub struct Config {
     /// Open connections allowed per client IP address; `None` = no cap (the
     /// default: many boards sit behind one NAT address).
     pub max_connections_per_ip: Option<usize>,
+    /// Bound on all buffered request message data across connections and
+    /// calls (see [`crate::grpc::budget`]); the flow-control windows derive from it.
+    pub memory_budget: usize,
     /// HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: bound on one request's headers.
     pub max_header_list_size: u32,
     /// Interval between server keepalive PINGs on a connection; `None` = off.
@@ -169,6 +172,17 @@ pub const OPTIONS: &[Opt] = &[
                 "off" | "none" | "0" => None,
                 _ => Some(bounded(parse_u64(v)?, 1, 1 << 20)? as usize),
             };
+            Ok(())
+        },
+    },
+    Opt {
+        flag: "memory-budget",
+        env: "ECHO_MEMORY_BUDGET",
+        value: "BYTES",
+        default: "32MiB",
+        help: "bound on all buffered message data; windows derive from it",
+        set: |c, v| {
+            c.memory_budget = bounded(parse_size(v)?, 1 << 20, 1 << 40)? as usize;
             Ok(())
         },
     },
@@ -314,6 +328,7 @@ impl Default for Config {
             max_concurrent_streams: 0,
             max_connections: 0,
             max_connections_per_ip: None,
+            memory_budget: 0,
             max_header_list_size: 0,
             keepalive_interval: None,
             keepalive_timeout: Duration::ZERO,
@@ -349,7 +364,12 @@ impl Config {
             idle_timeout: self.idle_timeout,
             keepalive_interval: self.keepalive_interval,
             keepalive_timeout: self.keepalive_timeout,
-            initial_window_size: crate::h2::DEFAULT_WINDOW,
+            // The memory budget's per-stream and per-connection window.
+            initial_window_size: self
+                .memory_plan()
+                .ok()
+                .and_then(|plan| u32::try_from(plan.window).ok())
+                .unwrap_or(crate::h2::DEFAULT_WINDOW),
             max_frame_size: crate::h2::settings::DEFAULT_MAX_FRAME_SIZE,
         }
     }
@@ -364,6 +384,7 @@ impl Config {
             max_send_message_size: self
                 .max_message_size
                 .saturating_add(crate::service::REPLY_SLACK),
+            memory_pool: self.memory_plan().map_or(self.memory_budget, |p| p.pool),
         }
     }
 }
@@ -427,6 +448,7 @@ impl Config {
             return Err(e);
         }
         config.check_tls()?;
+        config.memory_plan()?;
         Ok(Command::Run(config))
     }
 
@@ -451,6 +473,17 @@ impl Config {
         }
     }
 
+    /// How `memory_budget` is split between flow-control windows and the
+    /// shared pool; `Err` is the one line saying which option to change.
+    pub fn memory_plan(&self) -> Result<crate::grpc::budget::Plan, ConfigError> {
+        crate::grpc::budget::Plan::new(
+            self.memory_budget,
+            self.max_connections,
+            self.max_message_size,
+        )
+        .map_err(ConfigError)
+    }
+
     /// Parses the process's own arguments and environment.
     pub fn from_env() -> Result<Command, ConfigError> {
         Config::parse(std::env::args_os().skip(1), |k| std::env::var(k).ok())
@@ -469,13 +502,14 @@ impl Config {
     pub fn summary(&self) -> String {
         format!(
             "max-message-size={} max-concurrent-streams={} max-connections={} \
-             max-connections-per-ip={} max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
+             max-connections-per-ip={} memory-budget={} max-header-list-size={} keepalive={}/{} max-local-resets={} tcp-nodelay={} \
              handshake-timeout={} idle-timeout={} drain-timeout={} tls={}",
             self.max_message_size,
             self.max_concurrent_streams,
             self.max_connections,
             self.max_connections_per_ip
                 .map_or_else(|| "off".into(), |n| n.to_string()),
+            self.memory_budget,
             self.max_header_list_size,
             show_optional(self.keepalive_interval),
             show_duration(self.keepalive_timeout),
@@ -786,6 +820,15 @@ mod tests {
             assert_eq!((o.set)(&mut c, o.default), Ok(()), "--{}", o.flag);
             assert_eq!(c, Config::default(), "--{} default", o.flag);
         }
+    }
+
+    #[test]
+    fn a_budget_the_limits_cannot_fit_is_one_clear_line() {
+        assert_eq!(run(&[], &[]).memory_budget, 32 << 20);
+        let e = parse(&["--memory-budget", "8MiB"], &[]).unwrap_err();
+        assert!(e.0.contains("raise --memory-budget"), "{e}");
+        let c = run(&["--memory-budget", "9MiB", "--max-connections", "16"], &[]);
+        assert_eq!(c.memory_budget, 9 << 20);
     }
 
     #[test]

@@ -123,6 +123,21 @@ impl Decoder {
         Ok(self.body.take().map(|(_, buf)| buf.freeze()))
     }
 
+    /// Bytes held: a partial prefix, input not yet looked at, the partial body.
+    pub fn buffered(&self) -> usize {
+        self.prefix_len + self.pending.len() + self.body.as_ref().map_or(0, |(_, b)| b.len())
+    }
+
+    /// Bytes still to come before the current message is complete (0 when
+    /// no message is started; only the prefix's rest while it is partial).
+    pub fn missing(&self) -> usize {
+        match &self.body {
+            Some((len, buf)) => len.saturating_sub(buf.len() + self.pending.len()),
+            None if self.prefix_len > 0 => PREFIX_LEN - self.prefix_len,
+            None => 0,
+        }
+    }
+
     /// Whether a message is partly received. At the end of the request this
     /// means the stream was cut mid-message.
     pub fn is_partial(&self) -> bool {

@@ -1,8 +1,8 @@
 //! gRPC over the sans-IO HTTP/2 core: still no sockets and no clock reads.
 //!
-//! [`timeout`] and [`reflection`] are compiled into the tokio flavour too, so
-//! both flavours read `grpc-timeout` and answer reflection with the same
-//! code; the rest is the runtime-free build's.
+//! [`timeout`], [`reflection`] and [`budget`] are compiled into the tokio
+//! flavour too, so both flavours read `grpc-timeout`, answer reflection and
+//! split the memory budget with the same code; the rest is the runtime-free build's.
 //!
 //! | file | job |
 //! | --- | --- |
@@ -16,6 +16,7 @@
 //! | `interop` | grpc's interop `TestService` on the service API (feature `interop`) |
 //! | `telemetry` | `telemetry.Telemetry` on the service API (feature `telemetry`) |
 //! | `session` | one connection: HTTP/2 events → calls → responses |
+//! | [`budget`] | the memory budget: windows derived from it, the shared pool (both flavours) |
 
 #[cfg(feature = "runtime-free")]
 pub mod api;
@@ -23,6 +24,7 @@ pub mod api;
 pub mod base64;
 #[cfg(all(feature = "runtime-free", feature = "interop"))]
 pub mod interop;
+pub mod budget;
 #[cfg(feature = "runtime-free")]
 pub mod message;
 #[cfg(any(

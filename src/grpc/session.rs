@@ -40,6 +40,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use super::api::{Cancel, Ctx, Kind, Next, RawCall, ResponseMeta, Router, SEND_QUEUE};
+use super::budget::Budget;
 use super::message::{self, Decoder, PREFIX_LEN};
 use super::status::{Status, CONTENT_TYPE};
 use super::timeout;
@@ -57,6 +58,9 @@ pub struct Limits {
     pub max_recv_message_size: usize,
     /// Largest reply message sent (the call fails OUT_OF_RANGE above it).
     pub max_send_message_size: usize,
+    /// Size of the memory pool a session made with [`Session::new`] gets
+    /// for itself (servers share one: [`Session::with_budget`]).
+    pub memory_pool: usize,
 }
 
 /// One call in progress.
@@ -85,8 +89,16 @@ struct Call {
     recv_ended: bool,
     /// ...and the handler was told (or the one-request call started).
     half_closed: bool,
-    /// Request bytes received whose stream flow-control credit is held.
+    /// Request bytes received whose flow-control credit is held (what its
+    /// decoder and `request` hold, plus, while blocked, what it consumed).
     held: usize,
+    /// Pool bytes reserved for (and granted as credit to) a message larger
+    /// than the client may send; paid back as its bytes are consumed.
+    reserved: usize,
+    /// Held bytes of a blocked call whose connection credit went back
+    /// against a pool reservation, so a stalled call does not hold up the
+    /// connection's other streams.
+    parked: usize,
     /// The last drive stopped on a full send queue.
     blocked: bool,
 }
@@ -122,6 +134,12 @@ pub struct Session {
     http_errors: Vec<(u32, u16, &'static str)>,
     /// Shutdown started: health says NOT_SERVING, long calls should end.
     draining: bool,
+    /// The server's shared memory pool (see [`crate::grpc::budget`]).
+    budget: Budget,
+    /// Pool bytes reserved for reply data queued and not yet written:
+    /// (stream, bytes); a client that grants no window cannot make replies
+    /// pile up beyond the budget.
+    outbound: Vec<(u32, usize)>,
     /// The latest time the driver told us about.
     now: Timestamp,
 }
@@ -138,21 +156,43 @@ impl std::fmt::Debug for Session {
 impl Drop for Session {
     /// The connection is gone with calls still running (closed, or the
     /// shutdown drain is over): their handlers hear it.
+    /// Whatever the connection still holds reserved goes back to the pool.
     fn drop(&mut self) {
         for call in &mut self.calls {
             if let Some(h) = &mut call.handler {
                 h.on_cancel(Cancel::Closed);
             }
+            self.budget.release(call.reserved + call.parked);
         }
+        let queued: usize = self.outbound.iter().map(|(_, n)| n).sum();
+        self.budget.release(queued);
     }
 }
 
 impl Session {
-    /// A new server connection serving `router`'s services; the core
-    /// queues our SETTINGS at once. `now` is the driver's clock.
+    /// A new server connection serving `router`'s services with a memory
+    /// pool of its own (`limits.memory_pool`; for tests and single
+    /// connections); the core queues our SETTINGS at once. `now` is the
+    /// driver's clock.
     pub fn new(limits: &Limits, router: Rc<Router>, now: Timestamp) -> Session {
+        let budget = Budget::new(limits.memory_pool);
+        Session::with_budget(limits, router, budget, now)
+    }
+
+    /// A new server connection sharing the server's memory pool `budget`.
+    pub fn with_budget(
+        limits: &Limits,
+        router: Rc<Router>,
+        budget: Budget,
+        now: Timestamp,
+    ) -> Session {
+        let mut conn = Connection::new(limits.h2.clone(), now);
+        // Credit goes back only for bytes no longer held (or reserved).
+        conn.defer_credit();
         Session {
-            conn: Connection::new(limits.h2.clone(), now),
+            conn,
+            budget,
+            outbound: Vec::new(),
             router,
             calls: Vec::new(),
             http_errors: Vec::new(),
@@ -221,6 +261,7 @@ impl Session {
     /// Appends the bytes to write to the socket.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         self.conn.poll_transmit(out);
+        self.release_written();
         // Streams the core gave up on while writing (replies a vanished
         // client can never take) end their calls.
         self.process_events();
@@ -236,7 +277,28 @@ impl Session {
                 self.drive(id);
             }
             self.conn.poll_transmit(out);
+            self.release_written();
         }
+    }
+
+    /// Reply bytes written (or dropped with their stream) leave the pool.
+    fn release_written(&mut self) {
+        let conn = &self.conn;
+        let budget = &self.budget;
+        self.outbound.retain_mut(|(id, reserved)| {
+            let queued = conn.queued_data(*id);
+            budget.release(reserved.saturating_sub(queued));
+            *reserved = queued.min(*reserved);
+            *reserved > 0
+        });
+    }
+
+    /// Pool bytes reserved now by this connection's calls and queued
+    /// replies (tests).
+    #[cfg(test)]
+    fn reserved(&self) -> usize {
+        let calls: usize = self.calls.iter().map(|c| c.reserved + c.parked).sum();
+        calls + self.outbound.iter().map(|(_, n)| n).sum::<usize>()
     }
 
     /// The earliest time [`Session::handle_timeout`] must run.
@@ -321,7 +383,7 @@ impl Session {
                 Event::Reset { id, code } => {
                     self.http_errors.retain(|e| e.0 != id);
                     if let Some(pos) = self.position(id) {
-                        let mut call = self.calls.swap_remove(pos);
+                        let mut call = self.take_call(pos);
                         if let Some(h) = &mut call.handler {
                             h.on_cancel(Cancel::Reset(code));
                         }
@@ -383,6 +445,8 @@ impl Session {
             recv_ended: end_stream,
             half_closed: false,
             held: 0,
+            reserved: 0,
+            parked: 0,
             blocked: false,
         };
         if kind.one_request() {
@@ -415,7 +479,7 @@ impl Session {
         let Some(pos) = self.position(id) else {
             // Not a call (a non-gRPC request, an early error, reset): the
             // bytes are dropped and their credit returned.
-            self.conn.release_stream_credit(id, data.len());
+            self.conn.release_data(id, data.len());
             if let Some(i) = self.http_errors.iter().position(|e| e.0 == id) {
                 if end_stream {
                     let (_, status, body) = self.http_errors.swap_remove(i);
@@ -448,7 +512,7 @@ impl Session {
                 Step::Idle => break,
                 Step::End(status) => return self.end_call(pos, status),
                 Step::Gone => {
-                    let mut call = self.calls.swap_remove(pos);
+                    let mut call = self.take_call(pos);
                     if let Some(h) = &mut call.handler {
                         h.on_cancel(Cancel::Closed);
                     }
@@ -456,11 +520,77 @@ impl Session {
                 }
             }
         }
-        let call = &mut self.calls[pos];
-        if !call.blocked && call.held > 0 {
-            let held = std::mem::take(&mut call.held);
-            self.conn.release_stream_credit(id, held);
+        self.settle(pos);
+    }
+
+    /// Flow control for call `pos` after it ran: a blocked call keeps its
+    /// stream credit (backpressure on its client), but what it holds
+    /// beyond its reservation is covered from the pool if it can be, and
+    /// that connection credit goes back. Otherwise bytes no longer held
+    /// first leave the pool (parked ones, then the call's reservation) and
+    /// the rest go back to the client as credit; then, if the message being
+    /// received needs more than the client may send, that much is reserved
+    /// and granted, or the call fails with RESOURCE_EXHAUSTED when the pool
+    /// cannot cover it.
+    fn settle(&mut self, pos: usize) {
+        let Some(call) = self.calls.get_mut(pos) else {
+            return;
+        };
+        let id = call.id;
+        if call.blocked {
+            let uncovered = call.held.saturating_sub(call.reserved + call.parked);
+            if uncovered > 0 && self.budget.try_reserve_large(uncovered) {
+                call.parked += uncovered;
+                self.conn.release_connection_credit(uncovered);
+            }
+            return;
         }
+        let consumed = call.held.saturating_sub(holding(call));
+        call.held -= consumed;
+        let unpark = call.parked.min(consumed);
+        call.parked -= unpark;
+        self.budget.release(unpark);
+        self.conn.release_stream_credit(id, unpark);
+        let rest = consumed - unpark;
+        let pay = call.reserved.min(rest);
+        call.reserved -= pay;
+        self.budget.release(pay);
+        self.conn.release_data(id, rest - pay);
+        if call.recv_ended {
+            return;
+        }
+        let need = call
+            .decoder
+            .missing()
+            .saturating_sub(self.conn.recv_credit(id));
+        if need == 0 {
+            return;
+        }
+        if self.budget.try_reserve_large(need) {
+            call.reserved += need;
+            self.conn.grant(id, need);
+        } else {
+            let status = Status::new(
+                Code::ResourceExhausted,
+                "server memory budget exhausted; retry later",
+            );
+            self.end_call(pos, status);
+        }
+    }
+
+    /// Removes call `pos`: its reservations go back to the pool and the
+    /// credit of what it held to the client.
+    fn take_call(&mut self, pos: usize) -> Call {
+        let call = self.calls.swap_remove(pos);
+        // Held bytes covered by a reservation were granted beyond the
+        // windows: their credit is not handed back; granted credit the
+        // client has not used is taken back from the connection window.
+        let unparked = call.held.saturating_sub(call.parked);
+        let covered = call.reserved.min(unparked);
+        self.budget.release(call.reserved + call.parked);
+        self.conn.release_data(call.id, unparked - covered);
+        self.conn.revoke_credit(call.reserved - covered);
+        call
     }
 
     /// One step of call `pos`: produce a reply, else take a request
@@ -489,6 +619,24 @@ impl Session {
                             Code::OutOfRange,
                             format!("Error, encoded message length too large: found {len} bytes, the limit is: {} bytes", self.max_send),
                         ));
+                    }
+                    // The reply stays in memory until written: it takes its
+                    // share of the pool, or the call fails instead.
+                    let n = reply.len();
+                    let reserved = if n <= self.conn.recv_window_size() {
+                        self.budget.try_reserve(n)
+                    } else {
+                        self.budget.try_reserve_large(n)
+                    };
+                    if !reserved {
+                        return Step::End(Status::new(
+                            Code::ResourceExhausted,
+                            "server memory budget exhausted; retry later",
+                        ));
+                    }
+                    match self.outbound.iter_mut().find(|(s, _)| *s == call.id) {
+                        Some(entry) => entry.1 += n,
+                        None => self.outbound.push((call.id, n)),
                     }
                     if !send_headers(&mut self.conn, call) {
                         return Step::Gone;
@@ -568,7 +716,7 @@ impl Session {
     /// Ends call `pos` with `status`: trailers (with the handler's trailing
     /// metadata) if the response started, Trailers-Only otherwise.
     fn end_call(&mut self, pos: usize, status: Status) {
-        let call = self.calls.swap_remove(pos);
+        let call = self.take_call(pos);
         if call.meta.headers_sent {
             status.with_trailer_fields(|fields| {
                 let mut all: Vec<(&[u8], &[u8])> = fields.to_vec();
@@ -623,6 +771,12 @@ fn earliest(next: &mut Option<Timestamp>, t: Option<Timestamp>) {
             *next = Some(t);
         }
     }
+}
+
+/// Request bytes `call` holds: its decoder's and a one-request call's
+/// message waiting for the half-close.
+fn holding(call: &Call) -> usize {
+    call.decoder.buffered() + call.request.as_ref().map_or(0, Bytes::len)
 }
 
 /// Starts `call`'s response (`:status` 200, content-type, the handler's
@@ -1050,6 +1204,126 @@ mod tests {
         assert!(!c.streams.contains_key(&3));
         c.data(3, &echo_body("late"), true);
         assert_eq!(reply_text(c.answer(3)), "You said: late");
+    }
+
+    #[test]
+    fn replies_a_client_does_not_take_are_bounded_by_the_budget() {
+        // 1 MiB budget, one connection: 256 KiB window, 768 KiB pool.
+        let config = Config {
+            memory_budget: 1 << 20,
+            max_connections: 1,
+            max_message_size: 64 << 10,
+            ..Config::default()
+        };
+        let pool = config.memory_plan().expect("fits").pool;
+        let mut c = Client::with(config);
+        // The client grants no window: no reply DATA can be written.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        let text = "r".repeat(15 << 10);
+        let ids: Vec<u32> = (0..80).map(|n| 2 * n + 1).collect();
+        for &id in &ids {
+            c.unary(id, "/echo.Echo/Reply", &echo_body(&text));
+        }
+        let status = |c: &Client, id| c.answer(id).grpc_status();
+        let refused = ids.iter().filter(|&&id| status(&c, id) == Some(8)).count();
+        assert!(refused > 0, "80 unread 15 KiB replies all held");
+        assert!(refused < 60, "{refused} refused: the pool holds ~49");
+        assert!(c.session.budget.used() <= pool);
+        // Once the client grants credit the replies go out, and the pool
+        // empties again.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0x10, 0, 0]));
+        c.send(&frame(8, 0, 0, &(16u32 << 20).to_be_bytes()));
+        for _ in 0..100 {
+            c.read();
+        }
+        let answered = ids.iter().filter(|&&id| status(&c, id) == Some(0)).count();
+        assert_eq!(answered + refused, 80);
+        assert_eq!(c.session.budget.used(), 0);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_window_is_granted_against_the_pool() {
+        let config = Config {
+            memory_budget: 1 << 20,
+            max_connections: 1,
+            max_message_size: 512 << 10,
+            ..Config::default()
+        };
+        let limits = config.session_limits();
+        let budget = Budget::new(limits.memory_pool);
+        let mut c = Client::with(config.clone());
+        let router = Rc::new(crate::grpc::services::router(config.max_message_size));
+        c.session = Session::with_budget(&limits, router, budget.clone(), c.now);
+        let mut hello = PREFACE.to_vec();
+        hello.extend(frame(SETTINGS, 0, 0, &[]));
+        c.send(&hello);
+        // A 400 KiB message announced, 16 KiB of it sent: the rest is
+        // reserved and granted at once.
+        let text = "x".repeat(400 << 10);
+        let body = echo_body(&text);
+        c.request(1, "/echo.Echo/Reply", &[], false);
+        c.data(1, &body[..16 << 10], false);
+        assert!(budget.used() > 100 << 10, "{}", budget.used());
+        assert_eq!(c.session.reserved(), budget.used());
+        // The client may send all of it (beyond the 256 KiB windows).
+        for chunk in body[16 << 10..].chunks(16 << 10) {
+            c.data(1, chunk, false);
+        }
+        c.data(1, &[], true);
+        assert!(!c.goaway);
+        // (The reply waits for the client's window; the request is gone.)
+        c.send(&frame(8, 0, 0, &(1u32 << 20).to_be_bytes()));
+        c.send(&frame(8, 0, 1, &(1u32 << 20).to_be_bytes()));
+        for _ in 0..20 {
+            c.read();
+        }
+        assert_eq!(c.answer(1).grpc_status(), Some(0));
+        assert_eq!(budget.used(), 0);
+        // 500 KiB messages need ~260 KiB each beyond the window: three
+        // quarters of the 768 KiB pool (the rest stays for small messages)
+        // take two; the third call fails with RESOURCE_EXHAUSTED.
+        let body = echo_body(&"z".repeat(500 << 10));
+        for id in [3, 5, 7] {
+            c.request(id, "/echo.Echo/Reply", &[], false);
+            c.data(id, &body[..16 << 10], false);
+        }
+        assert!(!c.streams.contains_key(&5), "still receiving");
+        assert_eq!(c.answer(7).grpc_status(), Some(8), "RESOURCE_EXHAUSTED");
+        assert!(budget.used() <= limits.memory_pool);
+        drop(c);
+        assert_eq!(budget.used(), 0, "a dropped session gives it all back");
+    }
+
+    /// A bidi call blocked on its send queue keeps its stream credit, but
+    /// what it holds moves onto the pool, so the connection's other
+    /// streams still get connection credit.
+    #[test]
+    fn a_blocked_call_does_not_hold_up_the_connection() {
+        let (mut c, _log) = probe_client();
+        // No window for replies: Chat's queue fills and it blocks.
+        c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        c.request(1, "/test.Probe/Chat", &[], false);
+        let msg = echo_body(&"m".repeat(1000));
+        for _ in 0..60 {
+            c.data(1, &msg, false);
+        }
+        let parked = c.session.reserved();
+        assert!(parked > 30_000, "{parked}");
+        // 60 KiB more on another stream fit the 64 KiB connection window.
+        c.request(3, "/echo.Echo/Reply", &[], false);
+        c.send(&frame(8, 0, 3, &100_000u32.to_be_bytes()));
+        for chunk in echo_body(&"y".repeat(60_000)).chunks(16 << 10) {
+            c.data(3, chunk, false);
+        }
+        c.data(3, &[], true);
+        assert!(!c.goaway);
+        assert_eq!(c.answer(3).grpc_status(), Some(0));
+        // The stalled call ends: its reservations go back.
+        c.send(&frame(RST_STREAM, 0, 1, &8u32.to_be_bytes()));
+        c.send(&frame(8, 0, 0, &(1u32 << 20).to_be_bytes()));
+        c.read();
+        assert_eq!(c.session.reserved(), 0);
+        assert_eq!(c.session.budget.used(), 0);
     }
 
     /// hostile `vanished_client_with_a_blocked_reply_is_closed`, at the

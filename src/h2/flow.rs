@@ -54,6 +54,9 @@ pub struct RecvWindow {
     target: u32,
     /// Bytes delivered (or discarded) but not yet credited back.
     pending: u32,
+    /// Granted credit taken back ([`RecvWindow::revoke`]): released bytes
+    /// pay it off before any is credited again.
+    debt: u32,
 }
 
 impl RecvWindow {
@@ -63,6 +66,7 @@ impl RecvWindow {
             window: initial,
             target,
             pending: 0,
+            debt: 0,
         }
     }
 
@@ -80,7 +84,9 @@ impl RecvWindow {
     /// Hands back `n` consumed bytes. Returns the WINDOW_UPDATE increment to send
     /// once at least half the target is waiting, else `None`.
     pub fn release(&mut self, n: u32) -> Option<u32> {
-        self.pending = self.pending.saturating_add(n);
+        let pay = self.debt.min(n);
+        self.debt -= pay;
+        self.pending = self.pending.saturating_add(n - pay);
         let open = u64::from(self.window) + u64::from(self.pending);
         if self.pending == 0
             || (self.pending < self.target / 2 && open >= u64::from(self.target / 2))
@@ -96,6 +102,23 @@ impl RecvWindow {
     /// Credit the peer still has.
     pub fn window(&self) -> u32 {
         self.window
+    }
+
+    /// Extra credit granted now (beyond the target, against a memory
+    /// reservation): returns the WINDOW_UPDATE increment to send.
+    pub fn grant(&mut self, n: u32) -> Option<u32> {
+        let inc = n.min(MAX_WINDOW - self.window.min(MAX_WINDOW));
+        self.window += inc;
+        (inc > 0).then_some(inc)
+    }
+
+    /// Takes back `n` bytes of granted credit the peer has not used (the
+    /// reservation behind it is gone): that many released bytes will not be
+    /// credited again, so the window returns to its target.
+    pub fn revoke(&mut self, n: u32) {
+        let take = self.pending.min(n);
+        self.pending -= take;
+        self.debt = self.debt.saturating_add(n - take);
     }
 }
 
@@ -129,5 +152,18 @@ mod tests {
         assert_eq!(w.receive(1), Err(FlowError));
         // A nearly closed window is reopened even for small releases.
         assert_eq!(w.release(10), Some(10));
+        // Grants go out at once, never past 2^31-1.
+        assert_eq!(w.grant(1000), Some(1000));
+        assert_eq!(w.window(), 1010);
+        assert_eq!(w.grant(MAX_WINDOW), Some(MAX_WINDOW - 1010));
+        assert_eq!(w.grant(1), None);
+        // Revoked credit is paid off by later releases before any goes back.
+        let mut w = RecvWindow::new(100, 100);
+        assert_eq!(w.grant(50), Some(50));
+        w.receive(150).unwrap();
+        w.revoke(50);
+        assert_eq!(w.release(60), Some(10));
+        assert_eq!(w.release(90), Some(90));
+        assert_eq!(w.window(), 100);
     }
 }

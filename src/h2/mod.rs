@@ -56,8 +56,8 @@ pub struct Limits {
     pub keepalive_interval: Option<Duration>,
     /// Close if a keepalive PING is not answered within this.
     pub keepalive_timeout: Duration,
-    /// Our SETTINGS_INITIAL_WINDOW_SIZE; the connection receive window is twice
-    /// it. At least 65,535 (the RFC default), so a client that sends before it
+    /// Our SETTINGS_INITIAL_WINDOW_SIZE and the connection receive window.
+    /// At least 65,535 (the RFC default), so a client that sends before it
     /// has seen our SETTINGS never overruns it.
     pub initial_window_size: u32,
     /// Our SETTINGS_MAX_FRAME_SIZE (16,384..=2^24-1).

@@ -35,6 +35,9 @@ pub enum ServeError {
     Bind(SocketAddr, std::io::Error),
     /// Any other I/O failure of the server itself (not of one connection).
     Io(std::io::Error),
+    /// The configuration cannot work (e.g. its limits do not fit the memory
+    /// budget); the text names the option to change.
+    Config(crate::config::ConfigError),
     /// The TLS files could not be loaded (missing, unreadable, invalid).
     #[cfg(feature = "tls")]
     Tls(tls::TlsError),
@@ -45,6 +48,7 @@ impl fmt::Display for ServeError {
         match self {
             ServeError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             ServeError::Io(e) => write!(f, "server I/O error: {e}"),
+            ServeError::Config(e) => write!(f, "{e}"),
             #[cfg(feature = "tls")]
             ServeError::Tls(e) => write!(f, "cannot set up TLS: {e}"),
         }
@@ -53,8 +57,9 @@ impl fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// Logs the one startup line: version, flavour, bound address and limits.
-/// Tests find the real port (for `--listen 127.0.0.1:0`) after "listening on ".
+/// Logs the startup line (version, flavour, bound address and limits; tests
+/// find the real port for `--listen 127.0.0.1:0` after "listening on ") and
+/// the worst-case memory the limits allow.
 pub fn log_startup(bound: SocketAddr, config: &Config) {
     crate::info!(
         "echo-server {} ({}) listening on {bound} {}",
@@ -62,6 +67,9 @@ pub fn log_startup(bound: SocketAddr, config: &Config) {
         crate::FLAVOUR,
         config.summary()
     );
+    if let Ok(plan) = config.memory_plan() {
+        crate::info!("worst case: {}", plan.summary());
+    }
 }
 
 /// Logs that shutdown started, and how long in-flight calls get.

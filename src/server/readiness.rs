@@ -69,6 +69,7 @@ use self::transport::Transport;
 use super::ServeError;
 use crate::config::Config;
 use crate::grpc::api::Router;
+use crate::grpc::budget::Budget;
 use crate::grpc::services;
 use crate::grpc::session::{Limits, Session};
 use crate::h2::Timestamp;
@@ -99,6 +100,9 @@ const REFUSE_LINGER: Duration = Duration::from_secs(1);
 /// this they are closed right after the write, so a connection flood cannot
 /// pile them up.
 const MAX_LINGERING_REFUSALS: usize = 64;
+/// Input a lingering connection may still send before it is cut off: a
+/// client that keeps flooding after our GOAWAY gets a reset, not our time.
+const LINGER_READ_LIMIT: usize = 256 * 1024;
 /// An emptied output buffer larger than this is freed rather than kept.
 const KEEP_OUT_CAPACITY: usize = 4 * 1024;
 
@@ -171,6 +175,8 @@ struct Server {
     router: Rc<Router>,
     /// The zero of the timestamps the sessions get (the core reads no clock).
     epoch: Instant,
+    /// The memory pool every session shares (see [`crate::grpc::budget`]).
+    budget: Budget,
     /// Set when shutdown started: the instant the drain gives up.
     drain_deadline: Option<Instant>,
     /// A second signal asked to stop draining.
@@ -179,7 +185,8 @@ struct Server {
     accept_paused_until: Option<Instant>,
     /// Closed connections (our side shut) waiting, until the instant, for
     /// the client to close; oldest first.
-    lingering: Vec<(TcpStream, Instant)>,
+    /// The bytes each may still drain is in the third field.
+    lingering: Vec<(TcpStream, Instant, usize)>,
     /// Refusals, logged as an aggregate.
     refusals: RefusalLog,
     /// The shared read buffer.
@@ -231,10 +238,12 @@ pub fn serve(
     poller
         .add(&signals, Event::readable(SIGNAL))
         .map_err(ServeError::Io)?;
+    let plan = config.memory_plan().map_err(ServeError::Config)?;
     super::log_startup(listener.local_addr().map_err(ServeError::Io)?, &config);
     let limits = config.session_limits();
     let router = Rc::new(router);
     let mut server = Server {
+        budget: Budget::new(plan.pool),
         poller,
         listener: Some(listener),
         signals,
@@ -296,8 +305,9 @@ impl Server {
             }
             next_timer = self.tick(now);
             // Lingering connections go once the client closed or their time is up.
-            self.lingering
-                .retain(|(stream, until)| *until > now && !drain_to_eof(stream));
+            self.lingering.retain_mut(|(stream, until, allowance)| {
+                *until > now && !drain_to_eof(stream, allowance)
+            });
             if let Some(line) = self.refusals.flush(now) {
                 crate::warn!("{line}");
             }
@@ -417,9 +427,10 @@ impl Server {
     fn linger(&mut self, stream: TcpStream, now: Instant) {
         let _ = stream.shutdown(Shutdown::Write);
         if self.lingering.len() < MAX_LINGERING_REFUSALS {
-            self.lingering.push((stream, now + REFUSE_LINGER));
+            self.lingering
+                .push((stream, now + REFUSE_LINGER, LINGER_READ_LIMIT));
         } else {
-            drain_to_eof(&stream);
+            drain_to_eof(&stream, &mut 0);
         }
     }
 
@@ -455,7 +466,12 @@ impl Server {
         self.poller.add(&stream, Event::none(slot + FIRST_CONN))?;
         let conn = Conn {
             stream,
-            session: Session::new(&self.limits, Rc::clone(&self.router), self.stamp(now)),
+            session: Session::with_budget(
+                &self.limits,
+                Rc::clone(&self.router),
+                self.budget.clone(),
+                self.stamp(now),
+            ),
             out: if refusing.is_some() {
                 REFUSAL.to_vec()
             } else {
@@ -678,14 +694,16 @@ fn conn_failed(conn: &mut Conn, what: &str, e: &io::Error) {
     conn.failed = true;
 }
 
-/// Reads and drops what a (non-blocking) refused connection sent; true once
-/// the client closed (or the socket failed).
-fn drain_to_eof(mut stream: &TcpStream) -> bool {
-    let mut sink = [0u8; 256];
+/// Reads and drops what a (non-blocking) lingering connection sent, at most
+/// `allowance` bytes more; true once the client closed, the socket failed or
+/// the allowance is used up (then dropping the socket resets it).
+fn drain_to_eof(mut stream: &TcpStream, allowance: &mut usize) -> bool {
+    let mut sink = [0u8; 4096];
     loop {
         match stream.read(&mut sink) {
             Ok(0) => return true,
-            Ok(_) => {}
+            Ok(n) if n >= *allowance => return true,
+            Ok(n) => *allowance -= n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return e.kind() != io::ErrorKind::WouldBlock,
         }
@@ -857,16 +875,23 @@ mod tests {
 
     #[test]
     fn a_client_that_does_not_read_is_not_read_either() {
-        let server = start(Config::default());
+        // Few connections and a large budget: 256 KiB windows, so each
+        // 200 KiB request fits and this client (which never waits for a
+        // WINDOW_UPDATE) stays within flow control.
+        let server = start(Config {
+            max_connections: 4,
+            memory_budget: 256 << 20,
+            ..Config::default()
+        });
         let mut stuck = connect(server.addr);
         // Huge windows, so only the socket (not flow control) holds replies back.
         let mut out = PREFACE.to_vec();
         out.extend(frame(SETTINGS, 0, 0, &[0, 4, 0x7F, 0xFF, 0xFF, 0xFF]));
         out.extend(frame(8, 0, 0, &(0x7FFF_FFFFu32 - 65_535).to_be_bytes()));
         let body = crate::grpc::message::encode(&crate::proto::echo::EchoRequest {
-            message: "z".repeat(1 << 20),
+            message: "z".repeat(200 << 10),
         });
-        for id in (1..100).step_by(2) {
+        for id in (1..500).step_by(2) {
             out.extend(frame(HEADERS, END_HEADERS, id, &block(&ECHO_FIELDS)));
             let chunks: Vec<&[u8]> = body.chunks(16_384).collect();
             for (i, chunk) in chunks.iter().enumerate() {
@@ -874,8 +899,8 @@ mod tests {
                 out.extend(frame(DATA, flags, id, chunk));
             }
         }
-        // 50 calls with 1 MiB replies, never reading: the server must stop
-        // reading long before taking all 50 MiB.
+        // 250 calls with 200 KiB replies, never reading: the server must stop
+        // reading long before taking all 50 MB.
         stuck.set_nonblocking(true).unwrap();
         let mut sent = 0;
         let until = Instant::now() + Duration::from_secs(3);

@@ -59,6 +59,7 @@ use super::refuse::REFUSAL;
 use super::slots::{self, Admission, Occupant, RefusalLog};
 use super::ServeError;
 use crate::config::Config;
+use crate::grpc::budget::{Budget, Plan};
 use crate::proto::echo::echo_server::EchoServer;
 
 /// How long a refused connection is kept open so the client can read the
@@ -110,10 +111,13 @@ async fn serve(
         .map_err(ServeError::Tls)?
         .map(tokio_rustls::TlsAcceptor::from);
 
+    let plan = config.memory_plan().map_err(ServeError::Config)?;
     let (health, routes) = routes(&config).await?;
     let shared = Arc::new(Shared {
         routes,
-        http2: http2_builder(&config),
+        http2: http2_builder(&config, &plan),
+        budget: Budget::new(plan.pool),
+        window: plan.window,
         calls: Arc::new(AtomicUsize::new(0)),
         registry: Arc::new(Mutex::new(Registry::default())),
         lingering: Arc::new(AtomicUsize::new(0)),
@@ -199,11 +203,15 @@ struct Shared {
     routes: Routes,
     /// hyper's HTTP/2 settings, every limit from [`Config`] applied.
     http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    /// The memory pool request bodies reserve from ([`crate::grpc::budget`]).
+    budget: Budget,
+    /// The budget's flow-control window (messages up to it are "small").
+    window: usize,
     /// Calls in flight on all connections, for the drain report.
     calls: Arc<AtomicUsize>,
     /// Open (accepted, not refused) connections, for the fair connection slots.
     registry: Arc<Mutex<Registry>>,
-    /// Refused connections still lingering, see [`MAX_LINGERING_REFUSALS`].
+    /// Refused and closed connections still lingering, see [`MAX_LINGERING_REFUSALS`].
     lingering: Arc<AtomicUsize>,
     /// The configuration the server runs with.
     config: Config,
@@ -214,10 +222,20 @@ struct Shared {
 
 /// hyper's HTTP/2 server settings with every relevant [`Config`] knob set
 /// explicitly, never left to a library default.
-fn http2_builder(config: &Config) -> hyper::server::conn::http2::Builder<TokioExecutor> {
+fn http2_builder(
+    config: &Config,
+    plan: &Plan,
+) -> hyper::server::conn::http2::Builder<TokioExecutor> {
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    // The memory budget's windows: what h2 may buffer per stream and per
+    // connection before the application reads it (fixed: no adaptive growth).
+    let window = u32::try_from(plan.window).unwrap_or(u32::MAX);
     builder
         .timer(TokioTimer::new())
+        .adaptive_window(false)
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window)
+        .max_send_buf_size(plan.window)
         .max_concurrent_streams(config.max_concurrent_streams)
         .max_header_list_size(config.max_header_list_size)
         .keep_alive_interval(config.keepalive_interval)
@@ -421,9 +439,14 @@ async fn refuse(stream: TcpStream, linger: Option<Slot>, shared: Arc<Shared>) {
     goodbye(stream, &REFUSAL, linger).await;
 }
 
+/// Input a lingering connection may still send before it is cut off: a
+/// client that keeps flooding after our GOAWAY gets a reset, not our time.
+const LINGER_READ_LIMIT: usize = 256 * 1024;
+
 /// Writes `bytes`, closes our side (TLS: close_notify, then FIN), and, with
-/// a `linger` slot, reads and drops input until the client closes, all
-/// within [`REFUSE_LINGER`].
+/// a `linger` slot, reads and drops input until the client closes (at most
+/// [`LINGER_READ_LIMIT`] bytes), all within [`REFUSE_LINGER`]: closing with
+/// unread input would send an RST that can destroy our GOAWAY at the client.
 async fn goodbye<S>(mut stream: S, bytes: &[u8], linger: Option<Slot>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -439,13 +462,16 @@ where
         poll_fn(|cx| Pin::new(&mut stream).poll_flush(cx)).await?;
         poll_fn(|cx| Pin::new(&mut stream).poll_shutdown(cx)).await?;
         if linger.is_some() {
-            let mut sink = [0u8; 256];
+            let mut sink = [0u8; 4096];
+            let mut allowance = LINGER_READ_LIMIT;
             loop {
                 let mut buf = ReadBuf::new(&mut sink);
                 poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut buf)).await?;
-                if buf.filled().is_empty() {
+                let n = buf.filled().len();
+                if n == 0 || n >= allowance {
                     break;
                 }
+                allowance -= n;
             }
         }
         Ok::<(), io::Error>(())

@@ -223,6 +223,37 @@ impl H2 {
         }
     }
 
+    /// Sends as much of `body` on `id` as the server's windows allow now
+    /// (reading its frames for up to `wait` while they are exhausted), never
+    /// ending the stream; returns the bytes sent. For clients that obey flow
+    /// control but never finish (the memory attack).
+    pub fn send_available(&mut self, id: u32, mut body: &[u8], wait: Duration) -> usize {
+        let initial = self.peer_initial_window;
+        self.stream_windows.entry(id).or_insert(initial);
+        let mut sent = 0;
+        while !body.is_empty() && !self.closed {
+            let stream_window = self.stream_windows.get(&id).copied().unwrap_or(0);
+            let room = self.send_window.min(stream_window).clamp(0, 16384) as usize;
+            if room == 0 {
+                if self.read_frame(wait).is_none() {
+                    break;
+                }
+                continue;
+            }
+            let (now, rest) = body.split_at(room.min(body.len()));
+            if !self.data(id, now, false) {
+                break;
+            }
+            self.send_window -= now.len() as i64;
+            if let Some(w) = self.stream_windows.get_mut(&id) {
+                *w -= now.len() as i64;
+            }
+            sent += now.len();
+            body = rest;
+        }
+        sent
+    }
+
     /// Sends a PING and reads until its ACK: afterwards the server has
     /// processed everything sent before. Panics if the ACK does not come.
     pub fn sync(&mut self) {
@@ -485,15 +516,26 @@ impl H2 {
     }
 }
 
+/// The server's peak resident set size so far in KiB (`VmHWM` in
+/// /proc/PID/status).
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
 /// The server's resident set size in KiB (`VmRSS` in /proc/PID/status).
 pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// One `kB` field of /proc/PID/status.
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .expect("VmRSS line")
+        .unwrap_or_else(|| panic!("no {field} line"))
 }
 
 /// How many file descriptors the server has open (sockets included).

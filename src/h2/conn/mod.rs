@@ -91,7 +91,8 @@ pub enum Event {
         end_stream: bool,
     },
     /// Request body bytes (flow control is handled by the core: credit is
-    /// returned to the client when this event is polled).
+    /// returned to the client when this event is polled, unless the
+    /// application took that over with [`Connection::defer_credit`]).
     Data {
         /// The stream.
         id: u32,
@@ -286,6 +287,9 @@ pub struct Connection {
     last_input: Timestamp,
     /// When our outstanding keepalive PING times out.
     ping_deadline: Option<Timestamp>,
+    /// Connection credit for DATA goes back when its event is polled; false
+    /// after [`Connection::defer_credit`].
+    auto_credit: bool,
     /// Round-robin position for response DATA.
     next_stream: u32,
     /// Scratch space for encoding one header block (kept: a few dozen bytes).
@@ -316,12 +320,9 @@ impl Connection {
         limits.initial_window_size = limits.initial_window_size.clamp(DEFAULT_WINDOW, MAX_WINDOW);
         let mut out = Vec::new();
         Settings::encode(&settings::ours(&limits), &mut out);
-        // The connection window is twice a stream's, so one stream cannot use it all.
-        let window = limits
-            .initial_window_size
-            .max(DEFAULT_WINDOW)
-            .saturating_mul(2)
-            .min(MAX_WINDOW);
+        // The connection window equals a stream's: it bounds what one
+        // connection can make us hold (the memory budget counts it once).
+        let window = limits.initial_window_size.max(DEFAULT_WINDOW);
         // §6.9.2: the connection window starts at 65,535 and only WINDOW_UPDATE changes it.
         if window > DEFAULT_WINDOW {
             WindowUpdate::encode(0, window - DEFAULT_WINDOW, &mut out);
@@ -369,6 +370,7 @@ impl Connection {
             idle_since: None,
             last_input: now,
             ping_deadline: None,
+            auto_credit: true,
             next_stream: 0,
             block_buf: Vec::new(),
             ready_buf: Vec::new(),
@@ -388,8 +390,10 @@ impl Connection {
             self.events = VecDeque::new();
         }
         if let Event::Data { ref data, .. } = ev {
-            let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
-            self.release_credit(0, n);
+            if self.auto_credit {
+                let n = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                self.release_credit(0, n);
+            }
         }
         Some(ev)
     }
@@ -408,6 +412,30 @@ impl Connection {
             self.reports.remove(0);
         }
         self.reports.push(r);
+    }
+
+    /// From now on the connection-level credit of DATA does not go back
+    /// when its event is polled either: the application hands it back with
+    /// [`Connection::release_data`] once it no longer holds the bytes (or
+    /// with [`Connection::release_connection_credit`] once it accounted for
+    /// them elsewhere), and may grant more against a memory reservation with
+    /// [`Connection::grant`]. The memory budget's backpressure.
+    pub fn defer_credit(&mut self) {
+        self.auto_credit = false;
+    }
+
+    /// The application no longer holds `n` bytes of stream `id`'s DATA:
+    /// their stream and connection credit go back (WINDOW_UPDATE when a
+    /// batch is due).
+    pub fn release_data(&mut self, id: u32, n: usize) {
+        self.release_credit(id, u32::try_from(n).unwrap_or(u32::MAX));
+    }
+
+    /// Returns `n` bytes of connection credit only (after
+    /// [`Connection::defer_credit`]): bytes a blocked stream still holds,
+    /// now covered by a memory reservation, stop holding up the others.
+    pub fn release_connection_credit(&mut self, n: usize) {
+        self.release_credit(0, u32::try_from(n).unwrap_or(u32::MAX));
     }
 
     /// Returns `n` bytes of stream `id`'s receive credit to the client
@@ -429,6 +457,51 @@ impl Connection {
                 WindowUpdate::encode(id, inc, &mut self.out);
             }
         }
+    }
+
+    /// Grants `n` bytes of credit on stream `id` and the connection at once,
+    /// beyond the windows (the application reserved memory for them).
+    pub fn grant(&mut self, id: u32, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if n == 0 || self.phase == Phase::Closed {
+            return;
+        }
+        let Some(s) = self
+            .streams
+            .get_mut(id)
+            .filter(|s| !s.state.is_recv_closed())
+        else {
+            return;
+        };
+        if let Some(inc) = s.recv_window.grant(n) {
+            WindowUpdate::encode(id, inc, &mut self.out);
+        }
+        if let Some(inc) = self.recv_window.grant(n) {
+            WindowUpdate::encode(0, inc, &mut self.out);
+        }
+    }
+
+    /// Takes back `n` bytes of connection credit granted with
+    /// [`Connection::grant`] that the peer did not use (its stream ended):
+    /// later releases pay it off first, so the window does not grow.
+    pub fn revoke_credit(&mut self, n: usize) {
+        if n > 0 {
+            self.recv_window
+                .revoke(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Our receive window per stream (what a message needs no reservation for).
+    pub fn recv_window_size(&self) -> usize {
+        self.limits.initial_window_size as usize
+    }
+
+    /// DATA the client may still send on stream `id`: the smaller of its
+    /// stream credit and the connection credit.
+    pub fn recv_credit(&self, id: u32) -> usize {
+        self.streams.get(id).map_or(0, |s| {
+            s.recv_window.window().min(self.recv_window.window()) as usize
+        })
     }
 
     /// Hands consumed DATA credit back (WINDOW_UPDATE when a batch is due).

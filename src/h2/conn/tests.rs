@@ -260,10 +260,16 @@ fn handshake_settings_first_then_ack() {
         out[0].payload.chunks(6).nth(1).unwrap()[2..],
         4u32.to_be_bytes()
     );
-    // Connection window raised to twice the stream window.
+    // The connection window equals the stream window: already 65,535.
+    assert_eq!(out.len(), 1, "{out:?}");
+    let mut larger = Client::new(Limits {
+        initial_window_size: 100_000,
+        ..limits()
+    });
+    let out = larger.read();
     assert_eq!(
         (out[1].kind, out[1].id, out[1].u32_at(0)),
-        (kind::WINDOW_UPDATE, 0, 65_535)
+        (kind::WINDOW_UPDATE, 0, 100_000 - 65_535)
     );
     c.send(PREFACE);
     c.send(&settings(&[(4, 1000)]));
@@ -726,9 +732,13 @@ fn peer_reset_is_an_event_and_rapid_reset_is_bounded() {
 
 #[test]
 fn data_beyond_the_windows() {
-    // Stream window (65,535) overrun: stream error.
+    // Stream window (65,535) overrun while the connection has room (extra
+    // connection credit granted on another stream): stream error.
     let mut c = Client::ready(limits());
     c.send(&request(1, false));
+    c.send(&request(3, false));
+    c.conn.grant(3, 10_000);
+    c.read();
     for _ in 0..3 {
         c.send(&data(1, false, &[0; 16_384]));
     }
@@ -736,19 +746,17 @@ fn data_beyond_the_windows() {
     assert!(c.read().is_empty());
     c.send(&data(1, false, &[0; 2]));
     c.expect_rst(1, ErrorCode::FlowControlError);
-    // Connection window (131,070) overrun: connection error.
+    // Connection window (65,535, the same as a stream's) overrun:
+    // connection error.
     let mut c = Client::ready(limits());
     c.send(&request(1, false));
     c.send(&request(3, false));
-    for id in [1, 3] {
-        for _ in 0..3 {
-            c.send(&data(id, false, &[0; 16_384]));
-        }
-        c.send(&data(id, false, &[0; 16_383]));
+    for _ in 0..3 {
+        c.send(&data(1, false, &[0; 16_384]));
     }
-    c.send(&request(5, false));
-    c.send(&data(5, false, &[0; 2]));
-    c.expect_goaway(ErrorCode::FlowControlError, 5);
+    c.send(&data(1, false, &[0; 16_383]));
+    c.send(&data(3, false, &[0; 2]));
+    c.expect_goaway(ErrorCode::FlowControlError, 3);
 }
 
 #[test]
@@ -782,7 +790,7 @@ fn window_updates_are_sent_as_data_is_polled() {
             .map(|f| f.u32_at(0))
     };
     assert_eq!(inc(1), Some(34_500)); // half of 65,535 reached on the stream
-    assert_eq!(inc(0), None); // the connection window (131,070) is not half used yet
+    assert_eq!(inc(0), Some(34_500)); // and on the connection (the same window)
 }
 
 #[test]
@@ -1731,7 +1739,7 @@ fn limits_from_config() {
         [
             (1, 4096),
             (3, 100),
-            (4, 256 * 1024),
+            (4, 64 * 1024), // the memory budget's window (32 MiB, 256 connections)
             (5, 16_384),
             (6, 16 * 1024)
         ]

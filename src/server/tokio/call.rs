@@ -18,11 +18,20 @@ use tonic::codegen::http::{self, HeaderMap, HeaderValue, Request, Response};
 
 use super::connection::ConnState;
 use super::Shared;
+use crate::grpc::budget::Budget;
 
 /// A request body that checks each gRPC message's length prefix against
 /// `max-message-size` as the bytes arrive, and fails the call with
 /// RESOURCE_EXHAUSTED before buffering an oversized message. (tonic's own
 /// check, kept as a second line, would answer OUT_OF_RANGE.)
+///
+/// It also holds the memory budget ([`crate::grpc::budget`]): each message
+/// reserves its announced size from the shared pool when its prefix
+/// arrives (the previous message's reservation is given back then, or when
+/// the body is dropped); when the pool cannot cover it the call fails with
+/// RESOURCE_EXHAUSTED and nothing more is polled, so h2 withholds the
+/// window instead of buffering. h2's own buffers are bounded by the
+/// budget's windows.
 pub(super) struct LimitedBody {
     inner: Incoming,
     /// Largest message allowed, in bytes after the 5-byte prefix.
@@ -34,17 +43,39 @@ pub(super) struct LimitedBody {
     one_message: bool,
     /// Set after a check failed: the body yields nothing more.
     failed: bool,
+    /// The server's shared pool.
+    budget: Budget,
+    /// Messages up to this size (the budget's window) are small: they may
+    /// use the whole pool, larger ones only part of it.
+    small: usize,
+    /// Bytes this body holds reserved in it.
+    reserved: usize,
 }
 
 impl LimitedBody {
-    fn new(inner: Incoming, limit: usize, one_message: bool) -> LimitedBody {
+    fn new(
+        inner: Incoming,
+        limit: usize,
+        one_message: bool,
+        budget: Budget,
+        small: usize,
+    ) -> LimitedBody {
         LimitedBody {
             inner,
             limit,
             framing: Framing::default(),
             one_message,
             failed: false,
+            budget,
+            small,
+            reserved: 0,
         }
+    }
+}
+
+impl Drop for LimitedBody {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
     }
 }
 
@@ -60,12 +91,16 @@ struct Framing {
     remaining: usize,
     /// Message prefixes seen so far.
     messages: usize,
+    /// Sizes (prefix included) of the messages whose prefix completed in
+    /// the last [`Framing::check`].
+    announced: usize,
 }
 
 impl Framing {
     /// Follows the framing through one chunk; returns the length of the
     /// first message announced as longer than `limit`, if any.
     fn check(&mut self, mut chunk: &[u8], limit: usize) -> Option<usize> {
+        self.announced = 0;
         while !chunk.is_empty() {
             if self.remaining > 0 {
                 let take = self.remaining.min(chunk.len());
@@ -88,6 +123,7 @@ impl Framing {
                 if len > limit {
                     return Some(len);
                 }
+                self.announced += len + 5;
                 self.remaining = len;
             }
         }
@@ -131,6 +167,25 @@ impl http_body::Body for LimitedBody {
                 crate::service::CARDINALITY_MESSAGE,
             );
             return Poll::Ready(Some(Err(status.into())));
+        }
+        if this.framing.announced > 0 {
+            // A new message: the previous one has been handed on.
+            this.budget.release(this.reserved);
+            this.reserved = 0;
+            let n = this.framing.announced;
+            let reserved = if n <= this.small {
+                this.budget.try_reserve(n)
+            } else {
+                this.budget.try_reserve_large(n)
+            };
+            if !reserved {
+                this.failed = true;
+                let status = tonic::Status::resource_exhausted(
+                    "server memory budget exhausted; retry later",
+                );
+                return Poll::Ready(Some(Err(status.into())));
+            }
+            this.reserved = this.framing.announced;
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -203,10 +258,12 @@ impl hyper::service::Service<Request<Incoming>> for CallService {
         });
         let limit = self.shared.config.max_message_size;
         let one_message = crate::proto::ONE_REQUEST_PATHS.contains(&request.uri().path());
+        let budget = self.shared.budget.clone();
+        let small = self.shared.window;
         let call = self
             .shared
             .routes
-            .call(request.map(|body| LimitedBody::new(body, limit, one_message)));
+            .call(request.map(|body| LimitedBody::new(body, limit, one_message, budget, small)));
         Box::pin(async move {
             let response = match deadline {
                 None => call.await,

@@ -82,7 +82,8 @@ async fn serve_http2<S>(
         evict,
     } = slot;
     let io = TokioIo::new(CountingIo {
-        stream,
+        stream: Some(stream),
+        lingering: Arc::clone(&shared.lingering),
         state: Arc::clone(&state),
         _slot: registration,
     });
@@ -236,21 +237,52 @@ impl ConnState {
 
 /// The socket (plain or TLS) as hyper sees it: counts handshake bytes and
 /// holds the connection's [`Registration`], so the slot is released when
-/// hyper drops the socket.
-struct CountingIo<S> {
-    stream: S,
+/// hyper drops the socket. Dropped, it lingers (see [`super::goodbye`]) if a
+/// lingering place is free, so the client gets to read our GOAWAY.
+struct CountingIo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    /// The socket; `None` only once dropped.
+    stream: Option<S>,
     state: Arc<ConnState>,
+    /// Lingering connections, bounded by `MAX_LINGERING_REFUSALS`.
+    lingering: Arc<AtomicUsize>,
     _slot: Registration,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> CountingIo<S> {
+    /// The socket, or `NotConnected` (never: it is only taken on drop).
+    fn stream(&mut self) -> io::Result<Pin<&mut S>> {
+        match self.stream.as_mut() {
+            Some(stream) => Ok(Pin::new(stream)),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for CountingIo<S> {
+    fn drop(&mut self) {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        let Some(slot) = super::Slot::take(&self.lingering, super::MAX_LINGERING_REFUSALS) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(super::goodbye(stream, &[], Some(slot)));
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for CountingIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let polled = match self.stream() {
+            Ok(stream) => stream.poll_read(cx, buf),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         if !self.state.handshake_done.load(Ordering::Relaxed) {
             let got = buf.filled().len().saturating_sub(before) as u64;
             let total = self.state.read.fetch_add(got, Ordering::Relaxed) + got;
@@ -262,13 +294,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingIo<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for CountingIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        match self.stream() {
+            Ok(stream) => stream.poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_write_vectored(
@@ -276,18 +311,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        match self.stream() {
+            Ok(stream) => stream.poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        self.stream.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match self.stream() {
+            Ok(stream) => stream.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match self.stream() {
+            Ok(stream) => stream.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }

@@ -22,9 +22,9 @@
 pub mod api;
 #[cfg(feature = "runtime-free")]
 pub mod base64;
+pub mod budget;
 #[cfg(all(feature = "runtime-free", feature = "interop"))]
 pub mod interop;
-pub mod budget;
 #[cfg(feature = "runtime-free")]
 pub mod message;
 #[cfg(any(

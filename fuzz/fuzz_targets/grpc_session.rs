@@ -14,10 +14,12 @@
 
 #![no_main]
 
-use std::time::Instant;
+use std::rc::Rc;
 
 use lean_grpc::config::Config;
+use lean_grpc::grpc::services;
 use lean_grpc::grpc::session::Session;
+use lean_grpc::h2::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
 mod common;
@@ -68,8 +70,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(input) = Input::split(data) else {
         return;
     };
-    let mut now = Instant::now();
-    let mut s = Session::new(&config(input.config), now);
+    // The core's clock is the driver's: any starting timestamp will do.
+    let mut now = Timestamp::from_secs(1);
+    let config = config(input.config);
+    let router = Rc::new(services::router(config.max_message_size));
+    let mut s = Session::new(&config.session_limits(), router, now);
     let mut out = OutputChecker::new(peer_max_frame(&input.stream));
     let mut left = &input.stream[..];
     let mut step = 0usize;

@@ -174,6 +174,18 @@ fn check_tls(addr: &str, tls: &TlsFiles) -> Result<(), String> {
     }
 }
 
+/// The client's one-thread tokio runtime; on failure the error line is
+/// printed and the exit code to end with is returned ([`cli::EXIT_FAILED`]).
+pub fn runtime() -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::ExitCode::from(cli::EXIT_FAILED)
+        })
+}
+
 /// Server address used when `--addr` is not given.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
 
